@@ -48,7 +48,9 @@ def _interval(values: Iterable[float]) -> tuple[float, float, float, int]:
     return t_interval(vals)
 
 
-def greater_than(claim: str, values: Iterable[float], threshold: float = 0.0, *, what: str = "") -> Verdict:
+def greater_than(
+    claim: str, values: Iterable[float], threshold: float = 0.0, *, what: str = ""
+) -> Verdict:
     """Claim: the quantity is above ``threshold``."""
     mean, low, high, n = _interval(values)
     if n < 2 or math.isnan(low):
@@ -63,7 +65,9 @@ def greater_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
     return Verdict(claim, rule, mean, low, high, n, verdict)
 
 
-def less_than(claim: str, values: Iterable[float], threshold: float = 0.0, *, what: str = "") -> Verdict:
+def less_than(
+    claim: str, values: Iterable[float], threshold: float = 0.0, *, what: str = ""
+) -> Verdict:
     """Claim: the quantity is below ``threshold``."""
     negated = greater_than(claim, [-float(v) for v in values], -threshold)
     rule = f"{what or 'value'} < {threshold:g} with its 95 % t-interval below {threshold:g}"
@@ -92,3 +96,20 @@ def within(claim: str, values: Iterable[float], tolerance: float, *, what: str =
 def verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
     """The verdicts as a table (one row per claim)."""
     return pd.DataFrame([v.as_dict() for v in verdicts])
+
+
+def all_of(claim: str, parts: list[Verdict]) -> Verdict:
+    """A claim made of several conditions: reproduced when every part is, not reproduced when
+    any part is not, inconclusive otherwise. The measured value shown is the first part's."""
+    if not parts:
+        raise ValueError("all_of needs at least one part")
+    outcomes = [p.verdict for p in parts]
+    if NOT_REPRODUCED in outcomes:
+        verdict = NOT_REPRODUCED
+    elif all(o == REPRODUCED for o in outcomes):
+        verdict = REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    rule = " AND ".join(f"[{p.rule} → {p.verdict}]" for p in parts)
+    first = parts[0]
+    return Verdict(claim, rule, first.mean, first.ci_low, first.ci_high, first.n, verdict)

@@ -1,0 +1,190 @@
+"""Pieces every reproduction uses: data preparation, training one model, cached checkpoints.
+
+Checkpoints of source models live in a git-ignored ``checkpoints/`` folder beside the results.
+Training is bitwise reproducible on a CPU, so a checkpoint missing on a fresh clone is simply
+re-trained to the same weights; on a GPU it is re-trained to equivalent ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from survey_lib.data import ImageDataset, get_dataset
+from survey_lib.data.protocols import k_per_class
+from survey_lib.io import atomic_torch_save
+from survey_lib.models import TransferModel, create_model
+from survey_lib.runner import RunFailed
+from survey_lib.train import FitResult, TrainConfig, evaluate, fit
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def channel_stats(ds: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of a uint8 dataset, on the [0, 1] scale."""
+    x = ds.images.float().div_(255.0)
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    classes: list[int] | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    size: int | None = 32,
+    channels: int = 1,
+    options: Mapping[str, Any] | None = None,
+) -> ImageDataset:
+    """One dataset split, restricted to ``classes`` (relabelled 0..), capped at ``per_class``
+    examples per class (a nested, seeded subset), resized to ``size`` with ``channels``
+    (``size=None``: native size and channels, for callers that subset further first)."""
+    ds = get_dataset(name, split, **dict(options or {}))
+    if classes is not None:
+        ds = ds.select_classes(classes)
+    if per_class is not None:
+        counts = torch.bincount(ds.labels, minlength=ds.num_classes)
+        k = min(int(per_class), int(counts.min()))
+        ds = ds.subset(k_per_class(ds.labels, k, seed, num_classes=ds.num_classes))
+    return ds if size is None else ds.resized(size, channels)
+
+
+def train_config(train: Mapping[str, Any], seed: int, stats: tuple[tuple, tuple]) -> TrainConfig:
+    """A :class:`TrainConfig` from a notebook's ``train`` mapping, with seed, device and the
+    normalisation of the data the model first saw."""
+    mean, std = stats
+    return TrainConfig.from_dict(
+        {"device": default_device(), **dict(train), "seed": int(seed), "mean": mean, "std": std}
+    )
+
+
+def fit_or_fail(
+    model: TransferModel,
+    train: ImageDataset,
+    val: ImageDataset | None,
+    config: TrainConfig,
+    **hooks: Any,
+) -> FitResult:
+    """:func:`survey_lib.train.fit`, raising :class:`RunFailed` when the loss went non-finite
+    (so the runner records a failure, never a result)."""
+    result = fit(model, train, val, config, progress=False, **hooks)
+    if result.status != "ok":
+        raise RunFailed(result.failure)
+    return result
+
+
+def test_accuracy(model: TransferModel, test: ImageDataset, config: TrainConfig) -> float:
+    out = evaluate(
+        model,
+        test,
+        mean=config.mean,
+        std=config.std,
+        batch_size=config.eval_batch_size,
+        device=config.device,
+    )
+    return float(out["accuracy"])
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cached_model(
+    checkpoint_dir: str | Path,
+    key: Mapping[str, Any],
+    build: Callable[[], TransferModel],
+    train: Callable[[TransferModel], None],
+) -> TransferModel:
+    """Return the model for ``key``: loaded from ``checkpoint_dir`` when present (with
+    ``weights_only=True``), otherwise built, trained by ``train`` and saved atomically."""
+    path = Path(checkpoint_dir) / f"{params_key(key)}.pt"
+    model = build()
+    if path.exists():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return model
+    train(model)
+    atomic_torch_save(path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return model
+
+
+def new_model(
+    name: str, num_classes: int, in_chans: int, seed: int, **kwargs: Any
+) -> TransferModel:
+    """``create_model`` with its random initialisation fixed by ``seed``."""
+    torch.manual_seed(int(seed))
+    return create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+def source_model(
+    source: Mapping[str, Any], checkpoint_dir: str | Path, epochs: int | None = None
+) -> tuple[TransferModel, tuple[tuple[float, ...], tuple[float, ...]]]:
+    """The pretrained source model of an experiment and the normalisation it expects.
+
+    ``source`` is a notebook's ``source`` mapping. With ``epochs`` (default ``source["epochs"]``)
+    > 0 the model ``source["model"]`` is trained on ``source["dataset"]`` (train split) and
+    cached; with ``epochs == 0`` the model is a timm backbone whose ``source["weights"]``
+    (default ``"pretrained"``: the weight tag's own ImageNet weights, or a local file) are used
+    as they are, with the preprocessing of the weights' config (the paper profile).
+    """
+    epochs = int(source["epochs"] if epochs is None else epochs)
+    channels = int(source.get("channels", 1))
+    if epochs == 0:
+        model = create_model(
+            source["model"],
+            num_classes=1000,
+            in_chans=channels,
+            weights=source.get("weights", "pretrained"),
+        )
+        cfg = model.pretrained_cfg or {}
+        if "mean" not in cfg or "std" not in cfg:
+            raise ValueError(f"{source['model']} has no mean/std in its pretrained config")
+        return model, (tuple(cfg["mean"]), tuple(cfg["std"]))
+    opts = dict(source.get("options", {}))
+    train = load_split(
+        source["dataset"],
+        "train",
+        size=source["size"],
+        channels=channels,
+        per_class=source.get("per_class"),
+        options=opts,
+    )
+    stats = channel_stats(train)
+    config = train_config({**source["train"], "epochs": epochs}, source["seed"], stats)
+    key = {"what": "source", **dict(source), "epochs": epochs}
+    model = cached_model(
+        checkpoint_dir,
+        key,
+        lambda: new_model(source["model"], train.num_classes, channels, source["seed"]),
+        lambda m: fit_or_fail(m, train, None, config),
+    )
+    return model, stats
+
+
+def source_test_accuracy(
+    source: Mapping[str, Any], checkpoint_dir: str | Path, epochs: int | None = None
+) -> float:
+    """Held-out accuracy of a trained source model on its own task (NaN for given weights,
+    whose source task is not available offline)."""
+    epochs = int(source["epochs"] if epochs is None else epochs)
+    if epochs == 0:
+        return float("nan")
+    model, stats = source_model(source, checkpoint_dir, epochs)
+    test = load_split(
+        source["dataset"],
+        "test",
+        size=source["size"],
+        channels=int(source.get("channels", 1)),
+        options=dict(source.get("options", {})),
+    )
+    config = train_config({**source["train"], "epochs": 1}, 0, stats)
+    return test_accuracy(model, test, config)

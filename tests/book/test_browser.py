@@ -1,0 +1,154 @@
+"""Read the built book as a reader would: in headless Chromium, with no network.
+
+Every page loads without console errors, every image on it loads, every internal link resolves,
+and every chapter shows at least one figure or table produced by code. A screenshot of each
+chapter is saved under ``_build/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import socket
+import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+
+pytestmark = pytest.mark.book
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,2000",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_book) -> Iterator[str]:
+    assert built_book.returncode == 0, "the book did not build"
+    port = _free_port()
+    handler = functools.partial(_Quiet, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt: chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="book-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _pages() -> list[str]:
+    skip = {"genindex.html", "search.html", "py-modindex.html"}
+    pages = [
+        p.relative_to(HTML).as_posix()
+        for p in HTML.rglob("*.html")
+        if "_static" not in p.parts and "_sources" not in p.parts and p.name not in skip
+    ]
+    return sorted(pages)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_pages_in_browser(server: str, driver, chapters) -> None:
+    pages = _pages()
+    assert any(p.startswith("book/") for p in pages), f"no chapter pages under {HTML}"
+    shots = ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    links: set[str] = set()
+    host = urllib.parse.urlparse(server).netloc
+    for page in pages:
+        url = f"{server}/{page}"
+        driver.get(url)
+        driver.execute_script("return document.readyState")
+        # MathJax and images may still be loading: wait until every image has settled.
+        driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const imgs = Array.from(document.images);"
+            "Promise.all(imgs.map(i => i.complete ? 0 : new Promise(r => {i.onload = i.onerror = r;})))"
+            ".then(() => setTimeout(done, 300));"
+        )
+        for entry in driver.get_log("browser"):
+            if entry.get("level") == "SEVERE":
+                problems.append(f"{page}: console error: {entry.get('message')}")
+        broken = driver.execute_script(
+            "return Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src);"
+        )
+        problems += [f"{page}: image did not load: {src}" for src in broken]
+        hrefs = driver.execute_script(
+            "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);"
+        )
+        for href in hrefs:
+            parsed = urllib.parse.urlparse(href)
+            if parsed.netloc == host and parsed.scheme.startswith("http"):
+                links.add(parsed._replace(fragment="", query="").geturl())
+        stem = Path(page).stem
+        if page.startswith("book/") and stem in chapters:
+            produced = driver.execute_script(
+                "return document.querySelectorAll("
+                "'.cell_output img, .cell_output table, figure img[src*=\"_images\"]').length;"
+            )
+            if not produced:
+                problems.append(f"{page}: no figure or table produced by code")
+            driver.save_screenshot(str(shots / f"{stem}.png"))
+    for link in sorted(links):
+        code = _status(link)
+        if code != 200:
+            problems.append(f"internal link {link} returned {code}")
+    assert not problems, "\n".join(problems[:40])

@@ -1,0 +1,1 @@
+"""Tests of survey_lib.regularizers."""

@@ -1,0 +1,80 @@
+"""aggregate against scipy's t quantiles and provenance helpers."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from survey_lib import provenance
+from survey_lib.runner import aggregate
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for method, values in {
+        "l2": [0.70, 0.74, 0.72],
+        "bss": [0.80, 0.81, 0.85, 0.86],
+        "one": [0.5],
+    }.items():
+        for seed, v in enumerate(values):
+            rows.append(
+                {
+                    "run_id": f"{method}{seed}",
+                    "method": method,
+                    "seed": seed,
+                    "metric": "acc",
+                    "value": v,
+                }
+            )
+            rows.append(
+                {
+                    "run_id": f"{method}{seed}",
+                    "method": method,
+                    "seed": seed,
+                    "metric": "loss",
+                    "value": 1 - v,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_aggregate_matches_the_t_interval() -> None:
+    out = aggregate(_table(), "method", metric="acc")
+    assert list(out.columns) == ["method", "metric", "mean", "ci_low", "ci_high", "ci_half", "n"]
+    row = out.set_index("method").loc["l2"]
+    values = np.array([0.70, 0.74, 0.72])
+    half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / math.sqrt(3)
+    assert row["mean"] == pytest.approx(0.72) and row["n"] == 3
+    assert row["ci_half"] == pytest.approx(half) and row["ci_low"] == pytest.approx(0.72 - half)
+    assert out.set_index("method").loc["bss", "n"] == 4
+    assert math.isnan(out.set_index("method").loc["one", "ci_half"])
+    narrower = aggregate(_table(), ["method"], metric="acc", confidence=0.5)
+    assert (narrower.ci_half.iloc[:2] < out.ci_half.iloc[:2]).all()
+
+
+def test_aggregate_all_metrics_and_errors() -> None:
+    out = aggregate(_table(), "method")
+    assert len(out) == 6 and set(out.metric) == {"acc", "loss"}
+    with pytest.raises(ValueError, match="metrics \\['f1'\\] not in the table"):
+        aggregate(_table(), "method", metric="f1")
+    with pytest.raises(ValueError, match="columns \\['lr'\\] not in the table"):
+        aggregate(_table(), "lr")
+    bad = _table()
+    bad.loc[0, "value"] = float("nan")
+    with pytest.raises(ValueError, match="cell \\{'method': 'l2', 'metric': 'acc'\\}"):
+        aggregate(bad, "method")
+
+
+def test_provenance_fields() -> None:
+    code = provenance.code_version()
+    assert re.fullmatch("[0-9a-f]{12}", code) and code == provenance.code_version()
+    versions = provenance.package_versions()
+    assert versions["torch"].startswith("2.") and versions["numpy"] and versions["python"]
+    info = provenance.git_info()
+    assert set(info) == {"commit", "dirty"}
+    assert provenance.peak_memory()["max_rss_mib"] > 10
