@@ -1,4 +1,11 @@
-"""Serve MathJax from the book itself, so pages render formulas without any network access.
+"""Make the HTML book work offline and load without console errors.
+
+1. MathJax is served from the book itself, so pages render formulas without network access.
+2. Inline scripts that extensions register twice (sphinx-togglebutton and sphinx-thebe under
+   Jupyter Book 1.x) are emitted once: the duplicate ``const THEBE_JS_URL`` is a syntax error
+   in the browser.
+
+MathJax details:
 
 The book is read offline (and tested in a headless browser with no internet), so the default
 MathJax CDN cannot be used. This extension copies the subset of MathJax 2.7 that the
@@ -71,7 +78,31 @@ def _copy(app: Sphinx, exception: Exception | None) -> None:
             shutil.copy2(src, dst)
 
 
+def _unique(scripts: list) -> list:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for script in scripts:
+        key = (
+            str(getattr(script, "filename", script)),
+            str(getattr(script, "attributes", {}).get("body", "")),
+        )
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(script)
+    return unique
+
+
+def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    # 'html-page-context' stops at the first handler that returns a value, so this runs first
+    # (low priority number) and edits the page's script list in place.
+    scripts = context.get("script_files")
+    if isinstance(scripts, list):
+        scripts[:] = _unique(scripts)
+
+
 def setup(app: Sphinx) -> dict[str, object]:
     app.connect("config-inited", _configure, priority=900)
+    app.connect("html-page-context", _dedupe_scripts, priority=1)
     app.connect("build-finished", _copy)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
