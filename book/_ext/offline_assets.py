@@ -83,7 +83,7 @@ def _unique(scripts: list) -> list:
     unique = []
     for script in scripts:
         key = (
-            str(getattr(script, "filename", script)),
+            str(getattr(script, "filename", None) or ""),
             str(getattr(script, "attributes", {}).get("body", "")),
         )
         if key in seen:

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 
-
 def _find_root() -> Path:
     """The book root: the nearest folder above the working directory holding ``_toc.yml``
     (chapters execute in ``book/``), else the repository this file belongs to."""

@@ -62,6 +62,48 @@ def split_classes(num_classes: int, seed: int) -> ClassSplit:
     return tuple(sorted(int(c) for c in perm[:half])), tuple(sorted(int(c) for c in perm[half:]))
 
 
+#: CIFAR-100 fine labels of its man-made superclasses: bottle 9, bowl 10, can 16, cup 28, plate 61;
+#: clock 22, keyboard 39, lamp 40, telephone 86, television 87; bed 5, chair 20, couch 25,
+#: table 84, wardrobe 94; bridge 12, castle 17, house 37, road 68, skyscraper 76; bicycle 8,
+#: bus 13, motorcycle 48, pickup_truck 58, train 90; lawn_mower 41, rocket 69, streetcar 81,
+#: tank 85, tractor 89.
+CIFAR100_MANMADE: tuple[int, ...] = tuple(
+    sorted(
+        (
+            9,
+            10,
+            16,
+            28,
+            61,
+            22,
+            39,
+            40,
+            86,
+            87,
+            5,
+            20,
+            25,
+            84,
+            94,
+            12,
+            17,
+            37,
+            68,
+            76,
+            8,
+            13,
+            48,
+            58,
+            90,
+            41,
+            69,
+            81,
+            85,
+            89,
+        )
+    )
+)
+
 NAMED_SPLITS: dict[str, dict[str, ClassSplit]] = {
     "fashion_mnist": {
         # Clothing (T-shirt/top, Trouser, Pullover, Dress, Coat, Shirt) versus footwear and bags
@@ -74,7 +116,17 @@ NAMED_SPLITS: dict[str, dict[str, ClassSplit]] = {
         "random": split_classes(10, seed=0),
     },
     "cifar10": {"random": split_classes(10, seed=0)},
-    "cifar100": {"random": split_classes(100, seed=0)},
+    "cifar100": {
+        # Man-made (the six superclasses food containers, household electrical devices,
+        # household furniture, large man-made outdoor things, vehicles 1 and 2: 30 classes)
+        # versus natural (the other 14 superclasses: 70 classes) -- the analogue of Yosinski et
+        # al.'s man-made/natural ImageNet split. Ids are CIFAR-100's alphabetical fine labels.
+        "manmade_vs_natural": (
+            CIFAR100_MANMADE,
+            tuple(c for c in range(100) if c not in CIFAR100_MANMADE),
+        ),
+        "random": split_classes(100, seed=0),
+    },
 }
 """Fixed class splits per dataset; ``"random"`` is :func:`split_classes` with seed 0."""
 

@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: Named dissimilar splits per dataset (A, B names for tables).
-DISSIMILAR = {"fashion_mnist": "clothing_vs_footwear_bags", "digits": "low_vs_high"}
+DISSIMILAR = {
+    "fashion_mnist": "clothing_vs_footwear_bags",
+    "digits": "low_vs_high",
+    "cifar100": "manmade_vs_natural",
+}
 
 
 def halves(dataset: str, split: str, seed: int, num_classes: int) -> dict[str, list[int]]:
@@ -59,6 +63,7 @@ def _data(params: Mapping[str, Any], half: str, seed: int):
         "size": params["size"],
         "channels": params["channels"],
         "seed": seed,
+        "options": dict(params.get("options", {})),
     }
     train = load_split(params["dataset"], "train", per_class=params["train_per_class"], **common)
     test = load_split(params["dataset"], "test", per_class=params["test_per_class"], **common)
