@@ -97,7 +97,7 @@ def read_result_file(name: str, filename: str) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
-def glue_number(name: str, value: Any, digits: int | None = None) -> float:
+def glue_number(name: str, value: Any, digits: int | None = None) -> None:
     """Glue ``value`` (cast to a Python ``float``) under ``name`` for ``{glue}`` in the prose.
 
     Args:
@@ -105,8 +105,7 @@ def glue_number(name: str, value: Any, digits: int | None = None) -> float:
         value: a number (NumPy scalars are cast to ``float``).
         digits: round to this many decimals first, if given.
 
-    Returns:
-        The float that was glued.
+    Returns nothing, so a call ending a cell prints no output.
     """
     from myst_nb import glue
 
@@ -114,18 +113,18 @@ def glue_number(name: str, value: Any, digits: int | None = None) -> float:
     if digits is not None:
         number = round(number, digits)
     glue(name, number, display=False)
-    return number
 
 
-def glue_text(name: str, text: str) -> str:
+def glue_text(name: str, text: str) -> None:
     """Glue a short string (e.g. a dataset name picked by code)."""
     from myst_nb import glue
 
     glue(name, str(text), display=False)
-    return str(text)
 
 
-def rank_column(values: Iterable[float], *, ascending: bool = False, method: str = "min") -> pd.Series:
+def rank_column(
+    values: Iterable[float], *, ascending: bool = False, method: str = "min"
+) -> pd.Series:
     """Ranks of ``values`` (1 = largest when ``ascending`` is False); ties share the ``min`` rank.
 
     Args:
@@ -154,7 +153,9 @@ def rank_check(
     out = df.copy()
     out["rank (recomputed)"] = rank_column(out[value], ascending=ascending).to_numpy()
     out["tied"] = out[value].duplicated(keep=False).to_numpy()
-    out["agrees"] = (out["rank (recomputed)"].astype("Int64") == out[printed].astype("Int64")).to_numpy()
+    out["agrees"] = (
+        out["rank (recomputed)"].astype("Int64") == out[printed].astype("Int64")
+    ).to_numpy()
     return out
 
 
@@ -278,14 +279,29 @@ def provenance_table(root: str | os.PathLike[str] | None = None) -> pd.DataFrame
         row = {"experiment": str(path.parent.relative_to(folder))}
         for key, val in flat.items():
             short = key.split(".")[-1]
-            if short in {"git_sha", "sha", "dirty", "device", "torch", "python", "wall_time_s",
-                         "created", "timestamp", "scale", "hostname", "gpu", "cpu"}:
+            if short in {
+                "git_sha",
+                "sha",
+                "dirty",
+                "device",
+                "torch",
+                "python",
+                "wall_time_s",
+                "created",
+                "timestamp",
+                "scale",
+                "hostname",
+                "gpu",
+                "cpu",
+            }:
                 row[short] = _flat(val)
         rows.append(row)
     return pd.DataFrame(rows) if rows else pd.DataFrame({"experiment": []})
 
 
-def image_grid(images: np.ndarray | Any, labels: Sequence[str], *, ncols: int = 10, ax_size: float = 0.9):
+def image_grid(
+    images: np.ndarray | Any, labels: Sequence[str], *, ncols: int = 10, ax_size: float = 0.9
+):
     """Plot ``images`` ((N, C, H, W) uint8) in a grid with ``labels`` as titles; return the figure."""
     import matplotlib.pyplot as plt
 
@@ -300,7 +316,9 @@ def image_grid(images: np.ndarray | Any, labels: Sequence[str], *, ncols: int = 
         if i >= n:
             continue
         img = arr[i].transpose(1, 2, 0)
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+        ax.imshow(
+            img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None
+        )
         ax.set_title(str(labels[i])[:12], fontsize=7)
     fig.tight_layout()
     return fig

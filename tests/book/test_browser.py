@@ -69,7 +69,9 @@ def server(built_book) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def driver() -> Iterator[object]:
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt: chromium chromium-driver)")
+        pytest.fail(
+            f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt: chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

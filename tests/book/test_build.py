@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 
 
 def test_book_builds_without_warnings(built_book) -> None:
     log = built_book.stdout + built_book.stderr
-    warnings = [line for line in log.splitlines() if re.search(r"WARNING: (?!Kernel is running)", line)
-                and "IPKernelApp" not in line]
+    warnings = [
+        line
+        for line in log.splitlines()
+        if re.search(r"WARNING: (?!Kernel is running)", line) and "IPKernelApp" not in line
+    ]
     assert built_book.returncode == 0, log[-5000:]
     assert not warnings, "\n".join(warnings[:30])
 

@@ -23,7 +23,8 @@ def _bib_keys() -> set[str]:
 
 @pytest.mark.parametrize(
     "path",
-    sorted((ROOT / "book" / "data").glob("*.csv")) + sorted((ROOT / "results" / "published").glob("*.csv")),
+    sorted((ROOT / "book" / "data").glob("*.csv"))
+    + sorted((ROOT / "results" / "published").glob("*.csv")),
     ids=lambda p: p.name,
 )
 def test_every_row_has_a_source_that_cites_a_bib_key(path: Path) -> None:
@@ -32,7 +33,9 @@ def test_every_row_has_a_source_that_cites_a_bib_key(path: Path) -> None:
     keys = _bib_keys()
     for source in df["source"]:
         cited = re.findall(r"[a-z]+\d{4}[a-z0-9]+", str(source))
-        assert cited and all(c in keys for c in cited), f"{path.name}: {source!r} cites no known key"
+        assert cited and all(c in keys for c in cited), (
+            f"{path.name}: {source!r} cites no known key"
+        )
 
 
 def test_every_citation_in_the_book_is_in_the_bibliography() -> None:

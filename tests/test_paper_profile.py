@@ -1,0 +1,115 @@
+"""The paper profile, tested as far as this offline machine allows: the committed paper
+protocols name registered datasets and creatable models; CIFAR-100 halves load through the
+real reader from fixture files in CIFAR's on-disk format; ImageNet weights load from a local
+file through timm's ``pretrained_cfg_overlay``."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from survey_lib.data import dataset_info, list_datasets
+from survey_lib.experiments import common, yosinski
+from survey_lib.reproduce import NOTEBOOKS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# CIFAR-100 fine label names in their (alphabetical) label order.
+CIFAR100_NAMES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
+    "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch "
+    "crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house kangaroo "
+    "keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle mountain mouse "
+    "mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree plain plate poppy "
+    "porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk skyscraper "
+    "snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television "
+    "tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+).split()
+MANMADE = {
+    "bottle", "bowl", "can", "cup", "plate", "clock", "keyboard", "lamp", "telephone",
+    "television", "bed", "chair", "couch", "table", "wardrobe", "bridge", "castle", "house",
+    "road", "skyscraper", "bicycle", "bus", "motorcycle", "pickup_truck", "train", "lawn_mower",
+    "rocket", "streetcar", "tank", "tractor",
+}
+
+
+def _paper_params(name: str) -> dict:
+    folder = ROOT / "notebooks" / "params" / name
+    merged = yaml.safe_load((folder / "smoke.yaml").read_text())
+    merged.update(yaml.safe_load((folder / "paper-smoke.yaml").read_text()))
+    return merged
+
+
+def _datasets_named(params: dict) -> list[str]:
+    names = [params["dataset"]] if "dataset" in params else []
+    targets = params.get("targets", [])
+    names += [t["dataset"] for t in (targets.values() if isinstance(targets, dict) else targets)]
+    return names
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_paper_protocols_name_registered_datasets(name: str) -> None:
+    params = _paper_params(name)
+    paper = set(list_datasets("paper"))
+    for dataset in _datasets_named(params):
+        assert dataset in paper, f"{name}: {dataset} is not a paper-profile dataset"
+        assert dataset_info(dataset).num_classes
+    if "source" in params:
+        assert params["source"]["epochs"] == 0 and params["source"]["model"] == "resnet50.tv_in1k"
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def _write_cifar100(root: Path, train_per_class: int = 2, test_per_class: int = 1) -> dict[str, str]:
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for split, per in (("train", train_per_class), ("test", test_per_class)):
+        labels = [c for c in range(100) for _ in range(per)]
+        data = np.stack([np.full(3072, (7 * c + i) % 256, dtype=np.uint8) for i, c in enumerate(labels)])
+        entry = {"filenames": [f"{i}.png" for i in range(len(labels))], "fine_labels": labels,
+                 "coarse_labels": [0] * len(labels), "data": data}
+        (folder / split).write_bytes(pickle.dumps(entry))
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": CIFAR100_NAMES,
+                                                "coarse_label_names": ["x"] * 20}))
+    return {p.name: _md5(p) for p in folder.iterdir()}
+
+
+def test_yosinski_paper_halves_load_from_cifar100_files(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SURVEY_CACHE_DIR", str(tmp_path / "cache"))
+    checksums = _write_cifar100(tmp_path / "data")
+    params = {**_paper_params("yosinski_layer_transfer"), "split": "dissimilar",
+              "train_per_class": 2, "test_per_class": 1,
+              "options": {"root": str(tmp_path / "data"), "download": False, "checksums": checksums}}
+    train_a, test_a = yosinski._data(params, "A", 0)
+    train_b, _ = yosinski._data(params, "B", 0)
+    assert set(train_a.class_names) == MANMADE
+    assert train_a.num_classes == 30 and train_b.num_classes == 70
+    assert tuple(train_a.images.shape) == (60, 3, 32, 32) and len(test_a) == 30
+    # Without the fixture's checksums the real reader refuses the files (torchvision's MD5s).
+    with pytest.raises(Exception, match="MD5|md5|checksum"):
+        yosinski._data({**params, "options": {"root": str(tmp_path / "data"), "download": False}}, "A", 1)
+
+
+def test_imagenet_weights_load_offline_through_timm(tmp_path: Path, monkeypatch) -> None:
+    import timm
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reference = timm.create_model("resnet18", pretrained=False, num_classes=1000)
+    path = tmp_path / "resnet18_tv_in1k.pth"
+    torch.save(reference.state_dict(), path)
+    source = {"model": "resnet18.tv_in1k", "epochs": 0, "weights": str(path), "channels": 3}
+    model, (mean, std) = common.source_model(source, tmp_path / "ckpt")
+    assert mean == pytest.approx((0.485, 0.456, 0.406), abs=1e-3)
+    assert std == pytest.approx((0.229, 0.224, 0.225), abs=1e-3)
+    state = model.state_dict()
+    conv = next(k for k in state if k.endswith("conv1.weight"))
+    assert torch.equal(state[conv], reference.state_dict()["conv1.weight"])
+    assert np.isnan(common.source_test_accuracy(source, tmp_path / "ckpt"))
