@@ -31,16 +31,25 @@ _DISTRIBUTIONS = {
 }
 
 
+#: Modules that present results but never compute them: editing them must not invalidate runs.
+PRESENTATION_MODULES = frozenset(
+    {"book.py", "reproduce.py", "data/cards.py", "experiments/verdicts.py"}
+)
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """SHA-256 (first 12 hex digits) over the paths and contents of survey_lib's ``.py`` files.
+    """SHA-256 (first 12 hex digits) over the paths and contents of survey_lib's ``.py`` files,
+    except :data:`PRESENTATION_MODULES` (book helpers, the notebook driver, data cards, verdict
+    rules), which never change what a run computes.
 
-    Any edit to the library changes it, so results computed by different code never share a
-    run id. It is computed once per process (the code a process imported is the code it runs).
+    Any other edit to the library changes it, so results computed by different code never share
+    a run id. It is computed once per process (the code a process imported is the code it runs).
     """
     digest = hashlib.sha256()
     for path in sorted(_PACKAGE_DIR.rglob("*.py")):
-        if "__pycache__" in path.parts:
+        rel = path.relative_to(_PACKAGE_DIR).as_posix()
+        if "__pycache__" in path.parts or rel in PRESENTATION_MODULES:
             continue
         digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode())
         digest.update(b"\0")

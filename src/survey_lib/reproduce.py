@@ -245,6 +245,18 @@ def summarise(outcomes: list[NotebookOutcome], scale: str) -> str:
     return "\n".join(lines)
 
 
+def measure_ladder(out: Path | None = None) -> int:
+    """Measure the similarity ladder of the offline targets (``scripts/measure_ladder.py``)
+    unless its results are already on disk (resume); returns the exit code."""
+    out = out or REPO_ROOT / "results" / "similarity_ladder"
+    if (out / "ladder.csv").exists():
+        print(f"similarity ladder: {out / 'ladder.csv'} exists, skipped", flush=True)
+        return 0
+    cmd = [sys.executable, str(REPO_ROOT / "scripts" / "measure_ladder.py"), "--out", str(out)]
+    print("measuring the similarity ladder:", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, env={**os.environ, "TQDM_DISABLE": "1"})
+
+
 def build_book(root: Path) -> int:
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(root), "-W", "-n", "--keep-going"]
@@ -297,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {outcome.status} in {outcome.seconds:.1f} s {outcome.error}", flush=True)
         outcomes.append(outcome)
 
+    if args.profile == "offline" and scale != "smoke" and not args.only:
+        ladder_rc = measure_ladder()
+        if ladder_rc:
+            outcomes.append(
+                NotebookOutcome("similarity_ladder", "failed", 0.0, error=f"exit {ladder_rc}")
+            )
     print(summarise(outcomes, scale), flush=True)
     failed = [o.name for o in outcomes if o.status != "ok"]
     build = args.book if args.book is not None else scale != "smoke"

@@ -78,3 +78,24 @@ def test_provenance_fields() -> None:
     info = provenance.git_info()
     assert set(info) == {"commit", "dirty"}
     assert provenance.peak_memory()["max_rss_mib"] > 10
+
+
+def test_code_version_ignores_presentation_modules(tmp_path, monkeypatch) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "experiments").mkdir(parents=True)
+    (pkg / "engine.py").write_text("x = 1\n")
+    (pkg / "book.py").write_text("y = 1\n")
+    (pkg / "experiments" / "verdicts.py").write_text("z = 1\n")
+    monkeypatch.setattr(provenance, "_PACKAGE_DIR", pkg)
+
+    def version() -> str:
+        provenance.code_version.cache_clear()
+        return provenance.code_version()
+
+    before = version()
+    (pkg / "book.py").write_text("y = 2\n")
+    (pkg / "experiments" / "verdicts.py").write_text("z = 2\n")
+    assert version() == before
+    (pkg / "engine.py").write_text("x = 2\n")
+    assert version() != before
+    provenance.code_version.cache_clear()
