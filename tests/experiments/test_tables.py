@@ -114,3 +114,10 @@ def test_l2sp_gains_are_paired_with_l2() -> None:
     verdicts = l2sp_bss.claim_verdicts(gains, None, near="near", far="far")
     assert verdicts[0].verdict == REPRODUCED  # BSS helps at 15 % and less at 100 %
     assert verdicts[1].verdict == REPRODUCED  # L2-SP helps near, hurts far
+
+
+def test_yosinski_claims_without_a_dissimilar_split_are_not_run() -> None:
+    runs = _yosinski_runs(-0.01)
+    verdicts = yosinski.claim_verdicts(yosinski.per_seed_table(runs[runs.split == "random"]))
+    assert [v.verdict for v in verdicts[:4]] == [REPRODUCED] * 4
+    assert [v.rule for v in verdicts[4:]] == ["not run (no dissimilar split)"] * 2

@@ -219,6 +219,18 @@ def claim_verdicts(table: pd.DataFrame, *, tolerance: float = 0.01) -> list:
             what="mean AnB+ − baseB over all n",
         )
     )
+    if "dissimilar" not in set(table.split):
+        from survey_lib.experiments.verdicts import INCONCLUSIVE, Verdict
+
+        nan = float("nan")
+        for claim in (
+            "5. AnB drops more for a dissimilar split than for a random one",
+            "6. Transferred features, even from a dissimilar half, beat random frozen filters",
+        ):
+            out.append(
+                Verdict(claim, "not run (no dissimilar split)", nan, nan, nan, 0, INCONCLUSIVE)
+            )
+        return out
     drop_random = _mean_delta(table, "random", "AnB", top)
     drop_dissim = _mean_delta(table, "dissimilar", "AnB", top)
     common = drop_random.index.intersection(drop_dissim.index)
