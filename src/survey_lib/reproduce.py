@@ -180,7 +180,10 @@ def run_notebook(
         notebook = jupytext.read(source)
         params = load_params(name, scale, profile, notebooks_dir)
         params.update(overrides)
-        injected = {"scale": scale, "profile": profile, "results_dir": str(out_dir)}
+        shown = out_dir.resolve()
+        if shown.is_relative_to(notebooks_dir.parent.resolve()):  # the kernel's cwd
+            shown = shown.relative_to(notebooks_dir.parent.resolve())
+        injected = {"scale": scale, "profile": profile, "results_dir": str(shown)}
         resolved = resolve_parameters(notebook, name, params, injected)
     except Exception as exc:  # bad input: reported in the summary, other notebooks go on
         return NotebookOutcome(name, "failed", time.perf_counter() - start, error=str(exc))
