@@ -36,10 +36,11 @@ def chapters() -> list[str]:
 
 
 def missing_reproductions() -> list[str]:
+    """The executed notebooks the toc's Reproductions part needs (committed CPU scale)."""
     return [
-        f"results/{name}/executed.ipynb"
+        f"results/cpu/{name}/executed.ipynb"
         for name in REPRODUCTIONS
-        if not (ROOT / "results" / name / "executed.ipynb").is_file()
+        if not (ROOT / "results" / "cpu" / name / "executed.ipynb").is_file()
     ]
 
 

@@ -2,7 +2,7 @@
 
 Every page loads without console errors, every image on it loads, every internal link resolves,
 and every chapter shows at least one figure or table produced by code. A screenshot of each
-chapter is saved under ``_build/screenshots/``.
+chapter (the whole page) is saved under ``_build/screenshots/``.
 """
 
 from __future__ import annotations
@@ -148,7 +148,11 @@ def test_pages_in_browser(server: str, driver, chapters) -> None:
             )
             if not produced:
                 problems.append(f"{page}: no figure or table produced by code")
+            # whole page: grow the window to the page's height (capped) for the screenshot
+            height = driver.execute_script("return document.documentElement.scrollHeight;")
+            driver.set_window_size(1280, min(int(height) + 100, 20000))
             driver.save_screenshot(str(shots / f"{stem}.png"))
+            driver.set_window_size(1280, 2000)
     for link in sorted(links):
         code = _status(link)
         if code != 200:

@@ -1,0 +1,135 @@
+"""The helpers the chapters read committed results with (fast: no build, tiny files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from survey_lib import book
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _experiment(folder: Path, *, seconds: float, runs: int, cuda: list[str]) -> None:
+    (folder / "grid").mkdir(parents=True)
+    (folder / "executed.ipynb").write_text("{}")
+    (folder / "driver.json").write_text(
+        json.dumps({"scale": folder.parent.name, "seconds": seconds, "parameters": {}})
+    )
+    (folder / "grid" / "provenance.json").write_text(
+        json.dumps(
+            {
+                "code_version": "abc123",
+                "device": {"cpu": "Xeon", "cpu_count": 2, "cuda": cuda},
+                "experiment": "grid",
+                "git": {"commit": "0123456789abcdef", "dirty": True},
+                "packages": {"torch": "9.9"},
+                "runs_finished": runs,
+            }
+        )
+    )
+
+
+def test_build_status_prefers_gpu_and_reads_the_ladder(tmp_path: Path) -> None:
+    _experiment(tmp_path / "cpu" / "exp_a", seconds=100.0, runs=12, cuda=[])
+    _experiment(tmp_path / "gpu" / "exp_a", seconds=7.0, runs=20, cuda=["H100"])
+    _experiment(tmp_path / "cpu" / "exp_b", seconds=50.0, runs=3, cuda=[])
+    (tmp_path / "similarity_ladder").mkdir()
+    (tmp_path / "similarity_ladder" / "ladder.provenance.json").write_text(
+        json.dumps({"wall_seconds": 5.5, "runs": {"0": {}, "1": {}}, "code_version": "x"})
+    )
+    status = book.build_status(tmp_path).set_index("experiment")
+    assert list(status.index) == ["exp_a", "exp_b", "similarity_ladder"]
+    assert status.loc["exp_a", "scale"] == "gpu"
+    assert status.loc["exp_a", "wall time (s)"] == 7.0
+    assert status.loc["exp_a", "device"] == "H100"
+    assert status.loc["exp_a", "runs"] == 20
+    assert status.loc["exp_b", "device"] == "Xeon (2 cores)"
+    assert status.loc["exp_b", "git commit"] == "0123456789 (dirty)"
+    assert status.loc["exp_b", "torch"] == "9.9"
+    assert status.loc["similarity_ladder", "runs"] == 2
+
+
+def test_results_dir_override_and_unscaled_fallback(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RESULTS_DIR", str(tmp_path))
+    assert book.results_dir() == tmp_path.resolve()
+    assert book.experiment_dir("exp_x") == tmp_path.resolve() / "exp_x"
+    assert book.read_result_file("exp_x", "per_seed.csv") is None
+    assert book.read_driver("exp_x") is None
+    # the ladder has no scale: it is still found under results/ with an override
+    if (ROOT / "results" / "similarity_ladder").is_dir():
+        assert book.experiment_dir("similarity_ladder") == ROOT / "results" / "similarity_ladder"
+    monkeypatch.delenv("RESULTS_DIR")
+    assert book.results_dir().parent == ROOT / "results"
+    assert book.results_dir().name in book.SCALES_BY_PREFERENCE
+
+
+def test_t_summary_matches_the_t_interval() -> None:
+    df = pd.DataFrame({"g": ["a", "a", "a", "b", "b"], "v": [1.0, 2.0, 3.0, 5.0, 5.0]})
+    out = book.t_summary(df, ["g"], "v").set_index("g")
+    assert out.loc["a", "mean"] == pytest.approx(2.0)
+    # t_{0.975, 2} = 4.302653; s = 1; half-width = 4.302653 / sqrt(3)
+    assert out.loc["a", "ci_high"] - 2.0 == pytest.approx(4.302653 / 3**0.5, rel=1e-5)
+    assert out.loc["b", "n"] == 2 and out.loc["b", "ci_low"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="not in the table"):
+        book.t_summary(df, ["nope"], "v")
+
+
+def _verdicts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "claim": ["1. first claim", "2. second claim"],
+            "rule": ["r1", "r2"],
+            "mean": [0.5, -0.1],
+            "ci_low": [0.1, -0.3],
+            "ci_high": [0.9, 0.1],
+            "n": [3, 3],
+            "verdict": ["reproduced", "inconclusive"],
+        }
+    )
+
+
+def test_verdict_styler_formats_and_rejects_unknown_verdicts() -> None:
+    html = book.verdict_styler(_verdicts()).to_html()
+    assert "[0.100, 0.900]" in html and book.VERDICT_COLOURS["reproduced"] in html
+    bad = _verdicts().assign(verdict=["maybe", "reproduced"])
+    with pytest.raises(ValueError, match="unknown verdicts"):
+        book.verdict_styler(bad)
+
+
+def test_claim_verdicts_finds_claims_and_names_missing_ones(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RESULTS_DIR", str(tmp_path))
+    missing = book.claim_verdicts("l2sp_vs_bss:2")
+    assert missing.loc[0, "verdict"] == "results not yet committed"
+    (tmp_path / "l2sp_vs_bss").mkdir()
+    _verdicts().to_csv(tmp_path / "l2sp_vs_bss" / "verdicts.csv", index=False)
+    found = book.claim_verdicts("l2sp_vs_bss:2")
+    assert found.loc[0, "verdict"] == "inconclusive"
+    assert found.loc[0, "section"] == "sec-l2sp-vs-bss-ours"
+    with pytest.raises(ValueError, match="has no claim 7"):
+        book.claim_verdicts("l2sp_vs_bss:7")
+    with pytest.raises(ValueError, match="unknown experiment"):
+        book.claim_verdicts("nope:1")
+    with pytest.raises(ValueError, match="must look like"):
+        book.claim_verdicts("l2sp_vs_bss")
+
+
+def test_recommendations_link_to_sections_and_committed_claims() -> None:
+    rec = book.read_data("recommendations")
+    labels = set()
+    for page in (ROOT / "book").glob("*.md"):
+        labels.update(
+            line[1:-2]
+            for line in page.read_text(encoding="utf-8").splitlines()
+            if line.startswith("(sec-") and line.endswith(")=")
+        )
+    assert set(rec["evidence"]) <= labels, set(rec["evidence"]) - labels
+    assert set(book.EXPERIMENT_SECTIONS.values()) <= labels
+    for refs in rec["our_claims"]:
+        found = book.claim_verdicts(refs)  # raises if a claim number is not in verdicts.csv
+        assert len(found) >= 1
+        committed = found[found["verdict"] != "results not yet committed"]
+        assert set(committed["verdict"]) <= set(book.VERDICT_COLOURS)
