@@ -105,22 +105,22 @@ def _check_source(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return df
 
 
+def _read_cited_csv(folder: Path, name: str, what: str) -> pd.DataFrame:
+    path = folder / f"{name}.csv"
+    if not path.is_file():
+        valid = sorted(p.stem for p in folder.glob("*.csv"))
+        raise ValueError(f"no {what} {path.name!r}; valid names: {valid}")
+    return _check_source(pd.read_csv(path), path)
+
+
 def read_data(name: str) -> pd.DataFrame:
     """Read ``book/data/<name>.csv`` and check every row cites its ``source``."""
-    path = REPO_ROOT / "book" / "data" / f"{name}.csv"
-    if not path.is_file():
-        valid = sorted(p.stem for p in path.parent.glob("*.csv"))
-        raise ValueError(f"no data file {path.name!r}; valid names: {valid}")
-    return _check_source(pd.read_csv(path), path)
+    return _read_cited_csv(REPO_ROOT / "book" / "data", name, "data file")
 
 
 def read_published(name: str) -> pd.DataFrame:
     """Read ``results/published/<name>.csv`` (numbers from papers, never ours)."""
-    path = REPO_ROOT / "results" / "published" / f"{name}.csv"
-    if not path.is_file():
-        valid = sorted(p.stem for p in path.parent.glob("*.csv"))
-        raise ValueError(f"no published table {path.name!r}; valid names: {valid}")
-    return _check_source(pd.read_csv(path), path)
+    return _read_cited_csv(REPO_ROOT / "results" / "published", name, "published table")
 
 
 def load_results(name: str, root: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
