@@ -90,11 +90,19 @@ def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[Transfe
                 "train",
             )
         },
+        "model_kwargs": dict(params.get("model_kwargs", {})),
+        "options": dict(params.get("options", {})),
     }
     model = cached_model(
         params["checkpoint_dir"],
         key,
-        lambda: new_model(params["model"], train.num_classes, params["channels"], seed),
+        lambda: new_model(
+            params["model"],
+            train.num_classes,
+            params["channels"],
+            seed,
+            **params.get("model_kwargs", {}),
+        ),
         lambda m: fit_or_fail(m, train, None, config),
     )
     return model, test_accuracy(model, test, config)
@@ -115,7 +123,13 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     source_train, _ = _data(params, params.get("source", "B"), seed)
     config = train_config(params["train"], seed, channel_stats(source_train))
     n = int(params["n"])
-    target = new_model(params["model"], train.num_classes, params["channels"], seed + 10_000)
+    target = new_model(
+        params["model"],
+        train.num_classes,
+        params["channels"],
+        seed + 10_000,
+        **params.get("model_kwargs", {}),
+    )
     if kind == "transfer":
         source, _ = base_model(params, params["source"], seed)
         transfer_units(source, target, n, freeze=bool(params["freeze"]), seed=seed + 10_000)
