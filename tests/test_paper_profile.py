@@ -113,3 +113,67 @@ def test_imagenet_weights_load_offline_through_timm(tmp_path: Path, monkeypatch)
     conv = next(k for k in state if k.endswith("conv1.weight"))
     assert torch.equal(state[conv], reference.state_dict()["conv1.weight"])
     assert np.isnan(common.source_test_accuracy(source, tmp_path / "ckpt"))
+
+
+@pytest.fixture()
+def paper_fixture(tmp_path: Path, monkeypatch):
+    """CIFAR-100 fixture files and a local ImageNet-style weights file for a small timm model."""
+    import timm
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SURVEY_CACHE_DIR", str(tmp_path / "cache"))
+    checksums = _write_cifar100(tmp_path / "data")
+    path = tmp_path / "resnet18_tv_in1k.pth"
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet18", pretrained=False, num_classes=1000).state_dict(), path)
+    options = {"root": str(tmp_path / "data"), "download": False, "checksums": checksums}
+    source = {"dataset": "timm_weights", "model": "resnet18.tv_in1k", "weights": str(path),
+              "epochs": 0, "seed": 0, "size": 32, "channels": 3,
+              "train": {"lr": 0.01, "batch_size": 16, "weight_decay": 0.0, "augment": "none"}}
+    return tmp_path, options, source
+
+
+def test_kornblith_cells_run_on_given_weights(paper_fixture) -> None:
+    from survey_lib.experiments import kornblith
+
+    tmp_path, options, source = paper_fixture
+    target = {"name": "cifar100", "dataset": "cifar100", "options": options, "channels": 3,
+              "train_split": "train", "test_split": "test", "max_k": 2, "test_per_class": 1, "rank": 1}
+    spec = {"steps": 1, "train": {"lr": 0.01, "batch_size": 64, "weight_decay": 0.0, "augment": "none"}}
+    for method in kornblith.METHODS:
+        out = kornblith.run_cell({"target": target, "k": 2, "method": method, "source": source,
+                                  "finetune": spec, "scratch": spec, "val_fraction": 0.5,
+                                  "checkpoint_dir": str(tmp_path / "ckpt")}, 0)
+        assert 0.0 <= out["test_acc"] <= 1.0
+
+
+L2SP_METHODS = {
+    "L2": {"regularizer": "l2", "alpha": 0.0005},
+    "L2-SP": {"regularizer": "l2_sp", "alpha": 0.1, "beta": 0.01},
+    "BSS": {"regularizer": "l2+bss", "l2__alpha": 0.0005, "bss__eta": 0.001, "bss__k": 1},
+    "L2-SP+BSS": {"regularizer": "l2_sp+bss", "l2_sp__alpha": 0.1, "l2_sp__beta": 0.01,
+                  "bss__eta": 0.001, "bss__k": 1},
+    "DELTA": {"regularizer": "delta", "alpha": 0.01, "beta": 0.01, "head_steps": 2},
+}
+
+
+@pytest.mark.xfail(
+    raises=RuntimeError,
+    strict=True,
+    reason="known gaps of the paper profile (to fix with a CPU re-run, since the library's code "
+    "version changes): l2sp_bss.run_cell builds the target with in_chans=1 whatever "
+    "source['channels'] says, so RGB timm weights do not load; and DELTA compares unit outputs "
+    "via forward_units, which timm backbones (sequential=False) do not provide",
+)
+@pytest.mark.parametrize("method", list(L2SP_METHODS))
+def test_l2sp_cells_run_on_given_weights(paper_fixture, method: str) -> None:
+    from survey_lib.experiments import l2sp_bss
+
+    tmp_path, options, source = paper_fixture
+    target = {"name": "cifar100", "dataset": "cifar100", "options": options, "channels": 3,
+              "pool_per_class": 2, "test_per_class": 1}
+    out = l2sp_bss.run_cell({"source": source, "methods": L2SP_METHODS, "method": method,
+                             "target": target, "rate": 1.0, "checkpoint_dir": str(tmp_path / "ckpt"),
+                             "train": {"epochs": 1, "lr": 0.01, "batch_size": 64,
+                                       "weight_decay": 0.0, "augment": "none"}}, 0)
+    assert 0.0 <= out["test_acc"] <= 1.0
