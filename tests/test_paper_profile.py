@@ -157,14 +157,6 @@ L2SP_METHODS = {
 }
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="known gaps of the paper profile (to fix with a CPU re-run, since the library's code "
-    "version changes): l2sp_bss.run_cell builds the target with in_chans=1 whatever "
-    "source['channels'] says, so RGB timm weights do not load; and DELTA compares unit outputs "
-    "via forward_units, which timm backbones (sequential=False) do not provide",
-)
 @pytest.mark.parametrize("method", list(L2SP_METHODS))
 def test_l2sp_cells_run_on_given_weights(paper_fixture, method: str) -> None:
     from survey_lib.experiments import l2sp_bss

@@ -78,3 +78,20 @@ def test_bad_weights_and_tags_are_rejected(tmp_path) -> None:
         create_model("resnet10t.no_such_tag", num_classes=3)
     with pytest.raises(ValueError, match="local weights file"):
         create_model("resnet10t.c3_in1k", num_classes=3, weights=str(tmp_path / "nothing.pth"))
+
+
+def test_unit_output_and_classifier_are_real_timm_modules() -> None:
+    model = create_model("resnet10t", num_classes=3)
+    assert model.unit_output("stage2") is model.model.layer2
+    assert model.unit_output("stem") is model.model.bn1  # the stem's last module with weights
+    seen = []
+    handle = model.unit_output("stage3").register_forward_hook(lambda m, a, out: seen.append(out))
+    model(torch.randn(2, 1, 32, 32))
+    handle.remove()
+    assert len(seen) == 1 and seen[0].shape[:2] == (2, model.model.layer3[-1].conv2.out_channels)
+    assert model.get_classifier() is model.model.fc
+    head = torch.nn.Linear(model.feature_dim, 7)
+    model.set_classifier(head)
+    assert model.model.fc is head and model(torch.randn(2, 1, 32, 32)).shape == (2, 7)
+    with pytest.raises(ValueError, match="valid"):
+        model.unit_output("stage9")

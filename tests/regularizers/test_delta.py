@@ -169,3 +169,35 @@ def test_delta_source_stays_in_eval_mode(pair) -> None:
     reg.train()
     assert not reg.source.training
     assert list(reg.parameters()) == []
+
+
+def test_delta_on_a_timm_backbone_hooks_real_modules() -> None:
+    """timm units do not compose (sequential=False): DELTA must hook the modules that run."""
+    from survey_lib.models import create_model
+
+    torch.manual_seed(0)
+    source = create_model("resnet10t", num_classes=4, in_chans=3)
+    target = copy.deepcopy(source)
+    target.reset_classifier(4)
+    inputs, labels = torch.randn(6, 3, 32, 32), torch.randint(0, 4, (6,))
+    reg = create_regularizer(
+        "delta", source_model=source, target_model=target, alpha=1.0, beta=0.0,
+        attention_data=(inputs, labels), head_steps=2,
+    )
+    assert reg.layers == ("stem", "stage1", "stage2", "stage3", "stage4")
+    weights = reg.channel_weights()
+    assert weights["stage4"].shape == (source.model.layer4[-1].conv2.out_channels,)
+    assert all(float(w.sum()) == pytest.approx(1.0, abs=1e-5) for w in weights.values())
+
+    def eval_step(model):  # eval mode: the same BN behaviour as the frozen source
+        model.eval()
+        logits = model(inputs)  # the hooks on the target's real modules fire here
+        return StepContext(model, inputs, None, logits, labels, step=0, epoch=0)
+
+    assert reg.penalty(eval_step(target)).item() == pytest.approx(0.0, abs=1e-6)
+    perturbed(target)
+    assert reg.penalty(eval_step(target)).item() > 1e-4
+    target.train()
+    logits = target(inputs[:3])  # a forward on another batch leaves maps that do not match
+    with pytest.raises(RuntimeError, match="no target feature maps"):
+        reg.penalty(StepContext(target, inputs, None, logits, labels, step=0, epoch=0))

@@ -13,6 +13,7 @@ switched off: each method's whole penalty is explicit, so the loss line reads
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,6 @@ from survey_lib.experiments import common
 from survey_lib.experiments.common import (
     fit_or_fail,
     load_split,
-    new_model,
     test_accuracy,
     train_config,
 )
@@ -40,14 +40,17 @@ def source_model(source: Mapping[str, Any], checkpoint_dir: str) -> tuple[Transf
 
 def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
     """The target's pool (``pool_per_class`` per class, fixed by ``pool_seed``), sampled at
-    ``rate`` with ``seed`` (nested across rates), and its test set."""
+    ``rate`` with ``seed`` (nested across rates), and its test set, with ``target["channels"]``
+    channels (default 1) at ``size`` px."""
     opts = dict(target.get("options", {}))
+    channels = int(target.get("channels", 1))
     pool = load_split(
         target["dataset"],
         "train",
         per_class=target["pool_per_class"],
         seed=target.get("pool_seed", 0),
         size=size,
+        channels=channels,
         options=opts,
     )
     train = pool.subset(
@@ -59,6 +62,7 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
         per_class=target["test_per_class"],
         seed=0,
         size=size,
+        channels=channels,
         options=opts,
     )
     return train, test
@@ -72,15 +76,11 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     spec = dict(params["methods"][params["method"]])
     train, test = target_data(params["target"], params["rate"], seed, source["size"])
     pretrained, stats = source_model(source, params["checkpoint_dir"])
-    target_model = new_model(source["model"], train.num_classes, 1, seed)
-    target_model.load_state_dict(
-        {
-            k: v
-            for k, v in pretrained.state_dict().items()
-            if not k.startswith(f"{pretrained.classifier_name}.")
-        },
-        strict=False,
-    )
+    # the whole pretrained network (any input channels, timm backbones included), with a new
+    # head drawn from the run's seed
+    target_model = copy.deepcopy(pretrained)
+    torch.manual_seed(int(seed))
+    target_model.reset_classifier(train.num_classes)
     config = train_config(
         {**params["train"], **({"lr": params["lr"]} if params.get("lr") else {})}, seed, stats
     )

@@ -124,13 +124,6 @@ class AlexNetSmall(TransferModel):
         self.feature_dim = fc_dim
         self.num_classes = num_classes
 
-    def reset_classifier(self, num_classes: int) -> None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        device = self.classifier.weight.device
-        self.classifier = nn.Linear(self.feature_dim, num_classes).to(device)
-        self.num_classes = num_classes
-
 
 @register_model("alexnet_small")
 def alexnet_small(num_classes: int, in_chans: int = 1, **kwargs: object) -> AlexNetSmall:

@@ -19,7 +19,10 @@ class TransferModel(nn.Module):
     * ``units()`` — ordered ``(name, module)`` pairs, classifier last;
     * ``forward_features(x)`` — penultimate features, shape (N, feature_dim);
     * ``forward_head(features)`` — logits;
-    * ``reset_classifier(num_classes)`` — a freshly initialised head;
+    * ``reset_classifier(num_classes)`` — a freshly initialised head; ``get_classifier()`` and
+      ``set_classifier(head)`` — the head module itself;
+    * ``unit_output(name)`` — the module whose forward output is the unit's output (where
+      feature-map regularizers such as DELTA hook); the unit itself for sequential models;
     * ``forward_units(x, start, end)`` — the composition of units ``start..end-1``, available
       when ``sequential`` is true (the units compose in order, ``forward == forward_units(x, 0)``).
     """
@@ -55,10 +58,30 @@ class TransferModel(nn.Module):
         return self.forward_units(x, 0, len(self.unit_names) - 1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return getattr(self, self.classifier_name)(features)
+        return self.get_classifier()(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def unit_output(self, name: str) -> nn.Module:
+        """The module whose output is unit ``name``'s output (the unit itself here)."""
+        units = dict(self.units())
+        if name not in units:
+            raise ValueError(f"unknown unit {name!r}; valid: {list(units)}")
+        return units[name]
+
+    def get_classifier(self) -> nn.Module:
+        """The classifier module (features -> logits)."""
+        return getattr(self, self.classifier_name)
+
+    def set_classifier(self, head: nn.Module) -> None:
+        """Use ``head`` (features -> logits) as the classifier unit."""
+        setattr(self, self.classifier_name, head)
+
     def reset_classifier(self, num_classes: int) -> None:
-        raise NotImplementedError
+        """Replace the classifier unit by a freshly initialised ``Linear(feature_dim, k)``."""
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        device = next(self.parameters()).device
+        setattr(self, self.classifier_name, nn.Linear(self.feature_dim, num_classes).to(device))
+        self.num_classes = num_classes

@@ -113,13 +113,6 @@ class ResNetSmall(TransferModel):
                 x = self.pool(x)
         return x
 
-    def reset_classifier(self, num_classes: int) -> None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        device = self.classifier.weight.device
-        self.classifier = nn.Linear(self.feature_dim, num_classes).to(device)
-        self.num_classes = num_classes
-
 
 @register_model("resnet_small")
 def resnet_small(num_classes: int, in_chans: int = 1, **kwargs: object) -> ResNetSmall:

@@ -179,11 +179,35 @@ class TimmBackbone(TransferModel):
     def units(self) -> list[tuple[str, nn.Module]]:
         return [(unit, self._view(unit)) for unit in self.unit_names]
 
+    def unit_output(self, name: str) -> nn.Module:
+        """The unit's module that runs last (in timm's registration order, which follows the
+        forward pass); its output stands for the unit's output, e.g. ``layer2`` for ``stage2``
+        of a ResNet and ``bn1`` for its stem. A hook on a unit view would never fire."""
+        if name not in self._unit_members:
+            raise ValueError(f"unknown unit {name!r}; valid: {list(self.unit_names)}")
+        members = set(self._unit_members[name])
+        last = None
+        for path, module in self.model.named_modules():
+            if path in members:
+                last = module
+        if last is None:
+            raise ValueError(f"unit {name!r} of {self.timm_name} holds only loose parameters")
+        return last
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.model.get_classifier()(features)
+        return self.get_classifier()(features)
+
+    def get_classifier(self) -> nn.Module:
+        return self.model.get_classifier()
+
+    def set_classifier(self, head: nn.Module) -> None:
+        current = self.model.get_classifier()
+        path = next(p for p, m in self.model.named_modules() if m is current)
+        parent, _, attr = path.rpartition(".")
+        setattr(self.model.get_submodule(parent) if parent else self.model, attr, head)
 
     def reset_classifier(self, num_classes: int) -> None:
         if num_classes < 1:

@@ -100,6 +100,18 @@ def model_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return pairs
 
 
+def unit_output_module(model: nn.Module, name: str) -> nn.Module:
+    """The module whose output is unit ``name``'s output: where feature-map hooks attach
+    (``model.unit_output(name)`` when the model defines it, else the unit itself)."""
+    unit_output = getattr(model, "unit_output", None)
+    if callable(unit_output):
+        return unit_output(name)
+    units = dict(model_units(model))
+    if name not in units:
+        raise ValueError(f"unknown unit {name!r}; valid: {list(units)}")
+    return units[name]
+
+
 def is_penalized_weight(param: torch.Tensor) -> bool:
     """Conv and linear weights have at least two dimensions; BN scales/shifts and biases are 1-D.
 

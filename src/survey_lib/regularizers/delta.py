@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from survey_lib.regularizers.base import Regularizer, frozen_copy, model_units, squared_norm
+from survey_lib.regularizers.base import (
+    Regularizer,
+    frozen_copy,
+    model_units,
+    squared_norm,
+    unit_output_module,
+)
 from survey_lib.train.context import StepContext
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -132,7 +138,6 @@ def channel_attention(
     Returns:
         ``{layer: weights}``, each of shape (C_j,), summing to 1.
     """
-    units = dict(model_units(model))
     was_training = model.training
     model.eval()
     increases: dict[str, torch.Tensor] = {}
@@ -140,7 +145,8 @@ def channel_attention(
     try:
         for inputs, labels in batches:
             for name in layers:
-                base, ablated = _ablation_losses(model, units[name], inputs, labels, max_chunk)
+                unit = unit_output_module(model, name)
+                base, ablated = _ablation_losses(model, unit, inputs, labels, max_chunk)
                 increases[name] = increases.get(name, 0.0) + (ablated - base)
             count += 1
     finally:
@@ -265,7 +271,7 @@ class DELTA(Regularizer):
         self.attention = bool(attention)
         body = [name for name, _ in model_units(source_model)[:-1]]
         self.layers = tuple(layers) if layers is not None else default_layers(source_model)
-        target_units = dict(model_units(target_model))
+        target_units = [name for name, _ in model_units(target_model)[:-1]]
         unknown = [name for name in self.layers if name not in body or name not in target_units]
         if unknown or not self.layers:
             raise ValueError(f"layers {unknown or '[]'} are not body units; valid: {body}")
@@ -296,7 +302,8 @@ class DELTA(Regularizer):
         self._captured: dict[str, torch.Tensor] = {}
         owner = weakref.ref(self)
         self._handles = [
-            target_units[name].register_forward_hook(_capture(owner, name)) for name in self.layers
+            unit_output_module(target_model, name).register_forward_hook(_capture(owner, name))
+            for name in self.layers
         ]
 
     def _attention(
@@ -313,10 +320,10 @@ class DELTA(Regularizer):
         )
         batches = [data] if is_one_batch else list(data)
         probe = frozen_copy(source_model)
-        classifier = copy.deepcopy(head if head is not None else model_units(target_model)[-1][1])
+        classifier = copy.deepcopy(head if head is not None else target_model.get_classifier())
         if head_steps > 0:
             fit_head(probe, classifier, batches, steps=head_steps)
-        setattr(probe, model_units(probe)[-1][0], classifier)
+        probe.set_classifier(classifier)
         return channel_attention(probe, self.layers, batches, temperature=temperature)
 
     def channel_weights(self) -> dict[str, torch.Tensor] | None:
@@ -336,9 +343,8 @@ class DELTA(Regularizer):
                 if name in self.layers:
                     maps[name] = x
             return maps
-        units = dict(model_units(self.source))
         handles = [
-            units[name].register_forward_hook(
+            unit_output_module(self.source, name).register_forward_hook(
                 lambda m, a, out, name=name: maps.__setitem__(name, out)
             )
             for name in self.layers
