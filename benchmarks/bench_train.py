@@ -9,6 +9,11 @@ A script, not a test. It times the same model, data, batch size and optimiser th
   torchvision transforms (RandomCrop(size, padding=4), RandomHorizontalFlip, ToTensor,
   Normalize), ``num_workers=N`` — the common way.
 
+The engine and the bare loop use the channels-last (NHWC) memory format, on the CPU too
+(``TrainConfig.channels_last``); the DataLoader loop keeps PyTorch's default NCHW format on the
+CPU, as common training code does, and is also timed once with NHWC (``loader(w0,NHWC)``) so
+that the gain of the memory format and the gain of the data pipeline can be told apart.
+
 Cases: full fine-tuning with crop+flip, and frozen-unit training with no augmentation
 (head only, and the last three units). The data are random images shaped like Fashion-MNIST
 (1x28x28, 10 classes) unless ``--data fashion_mnist`` finds the real set: the benchmark
@@ -102,7 +107,7 @@ def run_fit(data: ImageDataset, config: TrainConfig) -> float:
 def run_bare(data: ImageDataset, config: TrainConfig) -> float:
     device = torch.device(config.device)
     cuda = device.type == "cuda"
-    amp, chl = cuda and config.amp_bf16, cuda and config.channels_last
+    amp, chl = cuda and config.amp_bf16, config.channels_last  # as the engine does
     model = make_model(0, device, chl)
     frozen = config.frozen_units
     _set_frozen(model, frozen)
@@ -156,10 +161,16 @@ class PILDataset(Dataset):
         return self.transform(Image.fromarray(self.images[i], mode="L")), self.labels[i]
 
 
-def run_loader(data: ImageDataset, config: TrainConfig, workers: int) -> float:
+def run_loader(
+    data: ImageDataset, config: TrainConfig, workers: int, same_format: bool = False
+) -> float:
+    """The common loop. Its model runs in the default (NCHW) memory format on the CPU and
+    channels-last on CUDA, as typical training scripts do; ``same_format`` gives it the
+    engine's memory format everywhere, to separate that gain from the data pipeline's."""
     device = torch.device(config.device)
     cuda = device.type == "cuda"
-    amp, chl = cuda and config.amp_bf16, cuda and config.channels_last
+    amp = cuda and config.amp_bf16
+    chl = config.channels_last and (cuda or same_format)
     model = make_model(0, device, chl)
     _set_frozen(model, config.frozen_units)
     opt = torch.optim.SGD(
@@ -258,12 +269,17 @@ def main() -> None:
             times[f"loader(w{w})"] = best_of(
                 args.repeats, lambda c=config, w=w: run_loader(data, c, w)
             )
+        if device.type == "cpu" and config.channels_last and workers:
+            w = workers[0]
+            times[f"loader(w{w},NHWC)"] = best_of(
+                args.repeats, lambda c=config, w=w: run_loader(data, c, w, same_format=True)
+            )
         print(f"\n== {name} ==")
         for method, seconds in times.items():
-            print(f"  {method:12s} {images / seconds:10.0f} images/s   ({seconds:.3f} s)")
+            print(f"  {method:17s} {images / seconds:10.0f} images/s   ({seconds:.3f} s)")
         print(f"  fit / bare = {times['bare'] / times['fit']:.2f}x")
-        for w in workers:
-            print(f"  fit / loader(w{w}) = {times[f'loader(w{w})'] / times['fit']:.2f}x")
+        for method in (m for m in times if m.startswith("loader")):
+            print(f"  fit / {method} = {times[method] / times['fit']:.2f}x")
         if device.type == "cuda":
             flops = train_flops_per_image(config, tuple(data.images.shape[1:]))
             peak = next(

@@ -180,7 +180,7 @@ def fit(
     n_units = _check_model(model, config)
     device = torch.device(config.device)
     cuda = device.type == "cuda"
-    amp, chl = cuda and config.amp_bf16, cuda and config.channels_last
+    amp, chl = cuda and config.amp_bf16, config.channels_last
     n = len(train)
     bs = config.batch_size
     steps_per_epoch = n // bs if config.drop_last else math.ceil(n / bs)

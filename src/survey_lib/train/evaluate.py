@@ -92,7 +92,7 @@ def predict_logits(
         logits = eval_logits(
             model,
             data.images.to(dev),
-            lambda raw: model(to_input(raw, scale, shift, cuda and channels_last)),
+            lambda raw: model(to_input(raw, scale, shift, channels_last)),
             batch_size,
             cuda and amp_bf16,
         )
