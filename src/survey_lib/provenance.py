@@ -76,10 +76,13 @@ def git_info() -> dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding survey_lib.
 
     ``commit`` is ``None`` outside a git checkout or before the first commit; ``dirty`` says
-    whether tracked or untracked files differ from that commit.
+    whether tracked or untracked files outside the top-level ``results/`` folder differ from that
+    commit (a run's own outputs, written there while it runs, do not make the code dirty).
     """
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=normal")
+    status = _git(
+        "status", "--porcelain", "--untracked-files=normal", "--", ":(top)", ":(top,exclude)results"
+    )
     return {
         "commit": commit.strip() if commit else None,
         "dirty": None if status is None else bool(status.strip()),

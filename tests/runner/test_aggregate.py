@@ -99,3 +99,22 @@ def test_code_version_ignores_presentation_modules(tmp_path, monkeypatch) -> Non
     (pkg / "engine.py").write_text("x = 2\n")
     assert version() != before
     provenance.code_version.cache_clear()
+
+
+def test_dirty_flag_ignores_the_results_folder(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(provenance, "_PACKAGE_DIR", tmp_path)
+    assert provenance.git_info()["dirty"] is False
+    (tmp_path / "results" / "exp").mkdir(parents=True)
+    (tmp_path / "results" / "exp" / "runs.csv").write_text("a\n1\n")  # a run's own output
+    assert provenance.git_info()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")  # an edit of the code is dirt
+    assert provenance.git_info()["dirty"] is True

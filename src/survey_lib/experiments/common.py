@@ -18,19 +18,13 @@ import torch
 from survey_lib.data import ImageDataset, get_dataset
 from survey_lib.data.protocols import k_per_class
 from survey_lib.io import atomic_torch_save
-from survey_lib.models import TransferModel, create_model
+from survey_lib.models import TransferModel, create_model, dataset_stats
 from survey_lib.runner import RunFailed
 from survey_lib.train import FitResult, TrainConfig, evaluate, fit
 
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def channel_stats(ds: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of a uint8 dataset, on the [0, 1] scale."""
-    x = ds.images.float().div_(255.0)
-    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
 
 
 def load_split(
@@ -158,7 +152,7 @@ def source_model(
         per_class=source.get("per_class"),
         options=opts,
     )
-    stats = channel_stats(train)
+    stats = dataset_stats(train)
     config = train_config({**source["train"], "epochs": epochs}, source["seed"], stats)
     key = {"what": "source", **dict(source), "epochs": epochs}
     model = cached_model(

@@ -23,14 +23,13 @@ from survey_lib.data import ImageDataset
 from survey_lib.data.protocols import k_per_class, train_val_split
 from survey_lib.experiments import common
 from survey_lib.experiments.common import (
-    channel_stats,
     fit_or_fail,
     load_split,
     new_model,
     test_accuracy,
     train_config,
 )
-from survey_lib.models import TransferModel, extract_features
+from survey_lib.models import TransferModel, dataset_stats, extract_features
 from survey_lib.transfer import linear_probe
 
 METHODS = ("finetune", "scratch", "linear")
@@ -123,7 +122,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         torch.manual_seed(seed)
         model.reset_classifier(train.num_classes)
     elif method == "scratch":
-        stats = channel_stats(train)
+        stats = dataset_stats(train)
         model = new_model(source["model"], train.num_classes, int(source.get("channels", 1)), seed)
     else:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -164,7 +163,7 @@ def claim_verdicts(
     """
     import numpy as np
 
-    from survey_lib.experiments.verdicts import INCONCLUSIVE, Verdict, greater_than, less_than
+    from survey_lib.experiments.verdicts import greater_than, less_than, not_run
 
     out = []
     slopes = []
@@ -208,17 +207,7 @@ def claim_verdicts(
         )
     )
     if quality is None or quality.empty:
-        out.append(
-            Verdict(
-                "4. Better source models give better transfer",
-                "not run",
-                float("nan"),
-                float("nan"),
-                float("nan"),
-                0,
-                INCONCLUSIVE,
-            )
-        )
+        out.append(not_run("4. Better source models give better transfer"))
     else:
         corr = []
         for _, g in quality.groupby("seed"):

@@ -116,13 +116,7 @@ def claim_verdicts(
     """The four claims of the reference file, judged by rules fixed here in advance."""
     import numpy as np
 
-    from survey_lib.experiments.verdicts import (
-        INCONCLUSIVE,
-        Verdict,
-        all_of,
-        greater_than,
-        less_than,
-    )
+    from survey_lib.experiments.verdicts import all_of, greater_than, less_than, not_run
 
     rates = sorted(gains.rate.unique())
     low, full = rates[0], rates[-1]
@@ -179,17 +173,7 @@ def claim_verdicts(
         )
     )
     if lr_runs is None or lr_runs.empty:
-        out.append(
-            Verdict(
-                "4. The best fine-tuning lr grows as similarity falls",
-                "not run",
-                float("nan"),
-                float("nan"),
-                float("nan"),
-                0,
-                INCONCLUSIVE,
-            )
-        )
+        out.append(not_run("4. The best fine-tuning lr grows as similarity falls"))
     else:
         mean_acc = lr_runs.groupby(["target", "seed", "lr"]).test_acc.mean().reset_index()
         best_lr = mean_acc.loc[mean_acc.groupby(["target", "seed"]).test_acc.idxmax()]

@@ -43,6 +43,13 @@ class Verdict:
         return asdict(self)
 
 
+def not_run(claim: str, reason: str = "") -> Verdict:
+    """The verdict of a claim whose experiment the parameters leave out: inconclusive, n = 0."""
+    nan = float("nan")
+    rule = f"not run ({reason})" if reason else "not run"
+    return Verdict(claim, rule, nan, nan, nan, 0, INCONCLUSIVE)
+
+
 def _interval(values: Iterable[float]) -> tuple[float, float, float, int]:
     vals = [float(v) for v in values]
     return t_interval(vals)

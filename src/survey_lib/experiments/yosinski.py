@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 from survey_lib.data.protocols import named_split, split_classes
 from survey_lib.experiments.common import (
     cached_model,
-    channel_stats,
     fit_or_fail,
     load_split,
     new_model,
     test_accuracy,
     train_config,
 )
-from survey_lib.models import TransferModel
+from survey_lib.models import TransferModel, dataset_stats
 from survey_lib.transfer import freeze_units, transfer_units
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ def _data(params: Mapping[str, Any], half: str, seed: int):
 def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[TransferModel, float]:
     """``base<half>`` for this split and seed: loaded from its checkpoint or trained."""
     train, test = _data(params, half, seed)
-    config = train_config(params["train"], seed, channel_stats(train))
+    config = train_config(params["train"], seed, dataset_stats(train))
     key = {
         "what": "yosinski-base",
         "half": half,
@@ -121,7 +120,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     train, test = _data(params, "B", seed)
     # Normalise the target with the source half's statistics: the copied units expect them.
     source_train, _ = _data(params, params.get("source", "B"), seed)
-    config = train_config(params["train"], seed, channel_stats(source_train))
+    config = train_config(params["train"], seed, dataset_stats(source_train))
     n = int(params["n"])
     target = new_model(
         params["model"],
@@ -234,16 +233,13 @@ def claim_verdicts(table: pd.DataFrame, *, tolerance: float = 0.01) -> list:
         )
     )
     if "dissimilar" not in set(table.split):
-        from survey_lib.experiments.verdicts import INCONCLUSIVE, Verdict
+        from survey_lib.experiments.verdicts import not_run
 
-        nan = float("nan")
         for claim in (
             "5. AnB drops more for a dissimilar split than for a random one",
             "6. Transferred features, even from a dissimilar half, beat random frozen filters",
         ):
-            out.append(
-                Verdict(claim, "not run (no dissimilar split)", nan, nan, nan, 0, INCONCLUSIVE)
-            )
+            out.append(not_run(claim, "no dissimilar split"))
         return out
     drop_random = _mean_delta(table, "random", "AnB", top)
     drop_dissim = _mean_delta(table, "dissimilar", "AnB", top)
