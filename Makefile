@@ -45,7 +45,7 @@ reproduce: install
 	$(PY) -m survey_lib.reproduce $(if $(SCALE),--scale $(SCALE)) --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
 
 book: install
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
 
 bench: install
 	$(PY) benchmarks/bench_train.py

@@ -262,7 +262,9 @@ def measure_ladder(out: Path | None = None) -> int:
 
 def build_book(root: Path) -> int:
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(root), "-W", "-n", "--keep-going"]
+    # --all and execute_notebooks: force (_config.yml): chapters read results/ at build time,
+    # which neither Sphinx nor the execution cache sees change, so every page is rebuilt.
+    cmd = [str(jb), "build", str(root), "-W", "-n", "--keep-going", "--all"]
     print("building the book:", " ".join(cmd), flush=True)
     return subprocess.call(cmd, env={**os.environ, "TQDM_DISABLE": "1"})
 

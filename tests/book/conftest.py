@@ -1,4 +1,4 @@
-"""Build the book once per test session (in place, into ``_build``, reusing Jupyter Book's cache)."""
+"""Build the book once per test session (in place, into ``_build``, every page rebuilt)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def built_book() -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("jupyter-book")
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.run(
-        [str(exe), "build", str(ROOT), "-W", "-n", "--keep-going"],
+        [str(exe), "build", str(ROOT), "-W", "-n", "--keep-going", "--all"],
         capture_output=True,
         text=True,
         env=env,
