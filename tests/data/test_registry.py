@@ -75,12 +75,8 @@ def _toy(calls: list[str], source: dict[str, str]):
     return loader, fingerprint
 
 
-def test_cache_hits_and_invalidation(
-    isolated_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    calls: list[str] = []
-    source = {"fp": "v1"}
+def _register_toy(calls: list[str], source: dict[str, str]):
+    """Register the toy dataset (with its source fingerprint); returns (loader, info)."""
     loader, fingerprint = _toy(calls, source)
     info = register_dataset(
         "toy",
@@ -90,6 +86,16 @@ def test_cache_hits_and_invalidation(
         description="t",
         fingerprint=fingerprint,
     )
+    return loader, info
+
+
+def test_cache_hits_and_invalidation(
+    isolated_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    calls: list[str] = []
+    source = {"fp": "v1"}
+    loader, info = _register_toy(calls, source)
     assert info.options == {"scale": 1}
     with pytest.raises(ValueError, match="already registered"):
         register_dataset("toy", loader, splits=("train",), profile="offline", description="t")
@@ -119,15 +125,7 @@ def test_damaged_cache_file_is_rebuilt(
 ) -> None:
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     calls: list[str] = []
-    loader, fingerprint = _toy(calls, {"fp": "v1"})
-    register_dataset(
-        "toy",
-        loader,
-        splits=("train",),
-        profile="offline",
-        description="t",
-        fingerprint=fingerprint,
-    )
+    _register_toy(calls, {"fp": "v1"})
     get_dataset("toy")
     (cached,) = (isolated_dirs[1] / "datasets" / "toy").glob("train-*.pt")
     cached.write_bytes(b"not a torch file")

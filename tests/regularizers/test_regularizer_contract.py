@@ -36,6 +36,15 @@ def perturb(model: torch.nn.Module, seed: int = 3) -> None:
             param.add_(0.1 * torch.randn(param.shape, generator=generator))
 
 
+def perturbed_setup(name: str):
+    """(source, target, regularizer, inputs, labels) with the target moved off the source."""
+    source, target = make_pair()
+    inputs, labels = make_batch()
+    regularizer, target = build(name, source, target, (inputs, labels))
+    perturb(target)
+    return source, target, regularizer, inputs, labels
+
+
 def test_registry_is_complete() -> None:
     assert set(list_regularizers()) >= {
         "none",
@@ -65,10 +74,7 @@ def test_penalty_is_a_finite_scalar(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_gradients_reach_the_target_only(name: str) -> None:
-    source, target = make_pair()
-    inputs, labels = make_batch()
-    regularizer, target = build(name, source, target, (inputs, labels))
-    perturb(target)
+    source, target, regularizer, inputs, labels = perturbed_setup(name)
     source_before = {k: v.clone() for k, v in source.state_dict().items()}
     buffers_before = {k: v.clone() for k, v in regularizer.state_dict().items()}
 
@@ -93,10 +99,7 @@ def test_gradients_reach_the_target_only(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_dtype_and_device_moves_carry_the_buffers(name: str) -> None:
-    source, target = make_pair()
-    inputs, labels = make_batch()
-    regularizer, target = build(name, source, target, (inputs, labels))
-    perturb(target)
+    source, target, regularizer, inputs, labels = perturbed_setup(name)
     value32 = regularizer.penalty(step_context(target, inputs, labels))
 
     assert regularizer.to("cpu") is regularizer
@@ -114,10 +117,7 @@ def test_dtype_and_device_moves_carry_the_buffers(name: str) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_move_gives_the_cpu_value(name: str) -> None:
-    source, target = make_pair()
-    inputs, labels = make_batch()
-    regularizer, target = build(name, source, target, (inputs, labels))
-    perturb(target)
+    source, target, regularizer, inputs, labels = perturbed_setup(name)
     on_cpu = regularizer.penalty(step_context(target, inputs, labels)).detach()
     regularizer.to("cuda")
     target.to("cuda")
