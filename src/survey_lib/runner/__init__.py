@@ -2,6 +2,7 @@
 
 from survey_lib.runner.aggregate import aggregate
 from survey_lib.runner.grid import (
+    ManyFn,
     RunFailed,
     RunOutput,
     expand_grid,
@@ -9,9 +10,11 @@ from survey_lib.runner.grid import (
     run_grid,
     run_id,
 )
-from survey_lib.runner.results import load_results, tidy
+from survey_lib.runner.results import CorruptRecord, load_results, tidy
 
 __all__ = [
+    "CorruptRecord",
+    "ManyFn",
     "RunFailed",
     "RunOutput",
     "aggregate",

@@ -7,12 +7,21 @@ a hash of its resolved parameters, its seed and the code version, and writes
 * an interrupted grid resumes where it stopped (finished runs are skipped);
 * a killed run leaves no partial record (the write is a rename of a complete file);
 * a failed run (``fn`` raised) is recorded under ``failed/<run_id>.json``, never as a result,
-  and is retried on the next call.
+  and is retried on the next call;
+* a record that cannot be read (a truncated file) is moved aside into ``corrupt/``, named in a
+  warning, and its run is run again.
+
+Runs execute in this process (``workers=1``), in a pool of spawned local processes
+(``workers=N``; one or several per GPU) or as tasks of a Ray cluster (``executor="ray"``, see
+:mod:`survey_lib.runner.ray_executor`); every executor gives the same ids and records. Runs of
+one cell that differ only in their seed may be trained together (``batch_runs``, ``many``):
+one call of a batched function, one record per run as before.
 
 Layout::
 
     <results_dir>/<name>/runs/<run_id>.json      params, seed, metrics, info, provenance
     <results_dir>/<name>/failed/<run_id>.json    params, seed, failure, provenance
+    <results_dir>/<name>/corrupt/                unreadable records, moved aside
     <results_dir>/<name>/results.csv             tidy table of this grid's runs
     <results_dir>/<name>/provenance.json         git, packages, device, grid, seeds, timing
 """
@@ -20,12 +29,16 @@ Layout::
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
+import dataclasses
 import hashlib
 import itertools
 import json
 import multiprocessing as mp
 import os
 import pickle
+import signal
+import sys
 import time
 import traceback
 import warnings
@@ -39,10 +52,20 @@ from tqdm.auto import tqdm
 
 from survey_lib import provenance
 from survey_lib.io import atomic_write_json, atomic_write_text
-from survey_lib.runner.results import read_record, tidy
+from survey_lib.runner.results import CorruptRecord, quarantine, read_record, tidy
 
 #: columns of the tidy table that parameters may not use as names.
 RESERVED = ("run_id", "seed", "metric", "value", "code_version")
+#: where runs execute: local processes (the default, no set-up) or a Ray cluster.
+EXECUTORS = ("local", "ray")
+#: environment variable choosing the executor when run_grid's ``executor`` is not given (the
+#: driver sets it for ``--executor``, so notebooks need no edit).
+ENV_EXECUTOR = "SURVEY_EXECUTOR"
+#: environment variable giving ``workers_per_gpu`` when run_grid's argument is not given.
+ENV_WORKERS_PER_GPU = "SURVEY_WORKERS_PER_GPU"
+#: runs one GPU holds at once unless told otherwise; 1 until the GPU box's device check has
+#: measured what several workers per GPU gain (issue 12, item 8).
+DEFAULT_WORKERS_PER_GPU = 1
 
 
 class RunFailed(Exception):
@@ -73,6 +96,13 @@ class RunOutput:
 
 
 RunFn = Callable[[dict[str, Any], int], "dict[str, float] | RunOutput"]
+#: A batched run function: ``many([(params, seed), ...])`` returns one outcome per run, in
+#: order: a metrics dict, a :class:`RunOutput`, or an exception instance (that run failed alone;
+#: :class:`RunFailed` as from a single run). If it raises, every run of the batch fails.
+ManyFn = Callable[
+    [list[tuple[dict[str, Any], int]]],
+    "Sequence[dict[str, float] | RunOutput | BaseException]",
+]
 
 
 def expand_grid(**axes: Sequence[Any]) -> list[dict[str, Any]]:
@@ -109,13 +139,18 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): _jsonable(params[k], f"parameter {k!r}") for k in sorted(params)}
 
 
-def run_id(params: Mapping[str, Any], seed: int, code_version: str) -> str:
-    """16 hex digits of SHA-256 over the resolved parameters, the seed and the code version."""
-    key = json.dumps(
-        {"params": resolve_params(params), "seed": int(seed), "code": code_version},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+def run_id(params: Mapping[str, Any], seed: int, code_version: str, batch_runs: int = 1) -> str:
+    """16 hex digits of SHA-256 over the resolved parameters, the seed and the code version,
+    and ``batch_runs`` when it is above 1 (a run trained in a batch of up to ``batch_runs`` runs
+    is a different run from one trained alone; with ``batch_runs=1`` ids are unchanged)."""
+    payload: dict[str, Any] = {
+        "params": resolve_params(params),
+        "seed": int(seed),
+        "code": code_version,
+    }
+    if batch_runs > 1:
+        payload["batch_runs"] = int(batch_runs)
+    key = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -129,15 +164,26 @@ class _Task:
     seed: int
     code_version: str
     dataset_checksum: str | None
+    executor: str = "local"
+    #: for a run of a batch: its size, index, key and the batch's start and wall time.
+    batch: dict[str, Any] | None = None
 
 
-def _execute(task: _Task) -> dict[str, Any]:
-    """Run one task and write its record; returns ``{"run_id", "status", "failure"}``."""
-    import sys
+@dataclass
+class _Batch:
+    """Runs of compatible cells executed by one call of ``many`` (one pool or Ray task)."""
 
+    many: ManyFn
+    key: str
+    tasks: list[_Task]
+
+
+def _execute(task: _Task, write: bool = True) -> dict[str, Any]:
+    """Run one task and build its record; writes it (see :func:`_commit`) unless ``write`` is
+    false (the Ray driver writes it). Returns ``{"run_id", "status", "failure", "record"}``."""
     torch = sys.modules.get("torch")
     cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
-    if cuda:
+    if cuda and task.batch is None:
         torch.cuda.reset_peak_memory_stats()
     started, t0 = provenance.now_iso(), time.perf_counter()
     metrics: dict[str, float] = {}
@@ -176,21 +222,141 @@ def _execute(task: _Task) -> dict[str, Any]:
             "peak_memory": provenance.peak_memory(),
             "pid": os.getpid(),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "executor": task.executor,
         },
     }
-    folder = Path(task.folder)
-    if failure is None:
-        atomic_write_json(
-            folder / "runs" / f"{task.run_id}.json", {**record, "metrics": metrics, "info": info}
+    if task.batch is not None:  # the batch's start and an equal share of its wall time
+        record["provenance"].update(
+            started=task.batch["started"],
+            wall_seconds=task.batch["wall_seconds"] / task.batch["size"],
+            batch=task.batch,
         )
-        (folder / "failed" / f"{task.run_id}.json").unlink(missing_ok=True)
-        return {"run_id": task.run_id, "status": "ok", "failure": None}
-    atomic_write_json(folder / "failed" / f"{task.run_id}.json", {**record, "failure": failure})
-    return {"run_id": task.run_id, "status": "failed", "failure": failure}
+    if failure is None:
+        outcome = {"record": {**record, "metrics": metrics, "info": info}}
+        outcome.update(run_id=task.run_id, status="ok", failure=None)
+    else:
+        outcome = {"record": {**record, "failure": failure}}
+        outcome.update(run_id=task.run_id, status="failed", failure=failure)
+    if write:
+        _commit(task.folder, outcome)
+    return outcome
 
 
-def _init_worker(gpu_queue: Any, threads: int | None) -> None:
-    """Pin a worker process to one GPU (``CUDA_VISIBLE_DEVICES``) before CUDA starts."""
+def _commit(folder: str | Path, outcome: Mapping[str, Any]) -> None:
+    """Write an outcome's record atomically: ``runs/<id>.json`` (removing an earlier failure
+    record) or ``failed/<id>.json``."""
+    folder, rid = Path(folder), outcome["run_id"]
+    if outcome["status"] == "ok":
+        atomic_write_json(folder / "runs" / f"{rid}.json", outcome["record"])
+        (folder / "failed" / f"{rid}.json").unlink(missing_ok=True)
+    else:
+        atomic_write_json(folder / "failed" / f"{rid}.json", outcome["record"])
+
+
+@dataclass
+class _Outcome:
+    """A run function that returns (or raises) what a batched call already computed."""
+
+    value: Any
+
+    def __call__(self, params: dict[str, Any], seed: int) -> Any:
+        if isinstance(self.value, Exception):
+            raise self.value
+        if isinstance(self.value, BaseException):  # e.g. a SystemExit handed back as a value
+            raise RuntimeError(f"batched run returned {self.value!r}") from self.value
+        return self.value
+
+
+def _execute_batch(batch: _Batch, write: bool = True) -> list[dict[str, Any]]:
+    """Run a batch with one call of ``batch.many``, then build (and write) one record per run
+    exactly as :func:`_execute` does, each with the batch's timing. If ``many`` raises or does
+    not return one outcome per run, every run of the batch fails with that error."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+    started, t0 = provenance.now_iso(), time.perf_counter()
+    runs = [(dict(t.params), t.seed) for t in batch.tasks]
+    try:
+        outs = list(batch.many(runs))
+        if len(outs) != len(runs):
+            raise TypeError(
+                f"a batched run function must return one outcome per (params, seed), in "
+                f"order: got {len(outs)} for {len(runs)} runs"
+            )
+    except Exception as exc:  # noqa: BLE001 - the batch's error is each of its runs' failure
+        outs = [exc] * len(runs)
+    wall = time.perf_counter() - t0
+    meta = {"size": len(runs), "key": batch.key, "started": started, "wall_seconds": wall}
+    return [
+        _execute(dataclasses.replace(task, fn=_Outcome(out), batch={**meta, "index": i}), write)
+        for i, (task, out) in enumerate(zip(batch.tasks, outs))
+    ]
+
+
+def _execute_unit(unit: _Task | _Batch, write: bool = True) -> list[dict[str, Any]]:
+    """Execute one unit of work (a run or a batch of runs); one outcome per run."""
+    if isinstance(unit, _Batch):
+        return _execute_batch(unit, write)
+    return [_execute(unit, write)]
+
+
+def _unit_tasks(unit: _Task | _Batch) -> list[_Task]:
+    return unit.tasks if isinstance(unit, _Batch) else [unit]
+
+
+def _crash_outcome(task: _Task, exc: BaseException) -> dict[str, Any]:
+    """The failure of a run whose worker died (or whose task the executor lost)."""
+    failure = {"kind": type(exc).__name__, "message": str(exc)}
+    record = {
+        "run_id": task.run_id,
+        "experiment": task.experiment,
+        "params": task.params,
+        "seed": task.seed,
+        "failure": failure,
+        "provenance": {
+            "code_version": task.code_version,
+            "executor": task.executor,
+            "finished": provenance.now_iso(),
+        },
+    }
+    return {"run_id": task.run_id, "status": "failed", "failure": failure, "record": record}
+
+
+def _finish(
+    unit: _Task | _Batch, result: list[dict[str, Any]] | BaseException, written: bool
+) -> list[dict[str, Any]]:
+    """Outcomes of a finished unit, written unless the worker ``written`` them already. A unit
+    whose worker died (``result`` is the exception) fails each of its runs under ``failed/``,
+    to be retried on the next call."""
+    if isinstance(result, BaseException):
+        outcomes, written = [_crash_outcome(t, result) for t in _unit_tasks(unit)], False
+    else:
+        outcomes = result
+    if not written:
+        for outcome in outcomes:
+            _commit(_unit_tasks(unit)[0].folder, outcome)
+    return outcomes
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have Linux send this process SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
+    so pool workers never outlive the process running the grid (e.g. a notebook kernel killed
+    by a job scheduler). No-op off Linux."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(gpu_queue: Any, threads: int | None, parent_pid: int | None = None) -> None:
+    """Pin a worker process to one GPU (``CUDA_VISIBLE_DEVICES``) before CUDA starts, limit its
+    CPU threads, and tie its life to its parent's."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
     if threads is not None:
@@ -205,13 +371,120 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _resolve_workers(workers: int | str, n_tasks: int) -> tuple[int, int]:
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be an int >= 1, got {value!r}")
+    return value
+
+
+def resolve_workers_per_gpu(workers_per_gpu: int | None = None) -> int:
+    """``workers_per_gpu``, else ``$SURVEY_WORKERS_PER_GPU``, else
+    :data:`DEFAULT_WORKERS_PER_GPU`; an int >= 1."""
+    if workers_per_gpu is not None:
+        return _positive_int(workers_per_gpu, "workers_per_gpu")
+    env = os.environ.get(ENV_WORKERS_PER_GPU, "").strip()
+    if not env:
+        return DEFAULT_WORKERS_PER_GPU
+    try:
+        return _positive_int(int(env), f"${ENV_WORKERS_PER_GPU}")
+    except ValueError:
+        raise ValueError(f"${ENV_WORKERS_PER_GPU} must be an int >= 1, got {env!r}") from None
+
+
+def resolve_executor(executor: str | None = None) -> str:
+    """``executor``, else ``$SURVEY_EXECUTOR``, else ``"local"``; one of :data:`EXECUTORS`."""
+    value = executor if executor is not None else os.environ.get(ENV_EXECUTOR, "").strip()
+    value = value or "local"
+    if value not in EXECUTORS:
+        where = "" if executor is not None else f" (from ${ENV_EXECUTOR})"
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {value!r}{where}")
+    return value
+
+
+def _resolve_workers(
+    workers: int | str, n_units: int, workers_per_gpu: int = DEFAULT_WORKERS_PER_GPU
+) -> tuple[int, int]:
     gpus = _gpu_count()
     if workers == "auto":
-        workers = max(1, gpus)
+        workers = max(1, gpus * workers_per_gpu)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1 or 'auto', got {workers!r}")
-    return min(workers, max(1, n_tasks)), gpus
+    return min(workers, max(1, n_units)), gpus
+
+
+def worker_slots(n_workers: int, gpus: int, cpus: int) -> tuple[list[int] | None, int]:
+    """The GPU of each local worker and the CPU threads each may use.
+
+    Worker ``i`` gets GPU ``i mod gpus`` (round robin, so ``workers="auto"`` with ``k`` workers
+    per GPU puts ``k`` on each); without GPUs the list is ``None``. Threads are
+    ``max(1, cpus // n_workers)`` in both cases, so workers never oversubscribe the CPU.
+    """
+    gpu_ids = [i % gpus for i in range(n_workers)] if gpus else None
+    return gpu_ids, max(1, cpus // max(1, n_workers))
+
+
+def _finished(folder: Path, rid: str, name: str, moved: list[str]) -> bool:
+    """Whether run ``rid`` has a complete record. An unreadable ``runs/`` or ``failed/`` record
+    is moved into ``corrupt/`` with a warning naming it (and appended to ``moved``); the run
+    then counts as not finished and runs again."""
+    for sub, need in (("runs", "metrics"), ("failed", "failure")):
+        path = folder / sub / f"{rid}.json"
+        if not path.exists():
+            continue
+        try:
+            read_record(path, need=need)
+        except CorruptRecord as exc:
+            dest = quarantine(path, folder)
+            moved.append(str(dest))
+            warnings.warn(f"{name}: {exc}; moved to {dest}; the run is run again", stacklevel=3)
+            continue
+        if sub == "runs":
+            return True
+    return False
+
+
+def _batch_units(
+    tasks: list[_Task],
+    batch_runs: int,
+    many: ManyFn | None,
+    batch_key: Callable[[dict[str, Any]], Any] | None,
+) -> list[_Task | _Batch]:
+    """Group the runs to do into batches of up to ``batch_runs`` runs with equal
+    ``batch_key(params)`` (default: the parameters themselves, i.e. seeds of one cell), in the
+    order their groups first appear."""
+    if batch_runs == 1 or many is None:
+        return list(tasks)
+    groups: dict[str, list[_Task]] = {}
+    for task in tasks:
+        key = task.params if batch_key is None else batch_key(dict(task.params))
+        text = json.dumps(_jsonable(key, "batch_key(params)"), sort_keys=True)
+        groups.setdefault(text, []).append(task)
+    return [
+        _Batch(many, key, members[i : i + batch_runs])
+        for key, members in groups.items()
+        for i in range(0, len(members), batch_runs)
+    ]
+
+
+class _Progress:
+    """One tqdm bar over a grid's runs; its postfix counts the tasks running (a task is a run
+    or a batch of runs) and the runs failed."""
+
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        self.bar = tqdm(total=total, desc=desc, **({} if enabled else {"disable": True}))
+        self.failed = 0
+        self.show(0)
+
+    def show(self, running: int) -> None:
+        self.bar.set_postfix(running=running, failed=self.failed, refresh=False)
+
+    def done(self, outcomes: list[dict[str, Any]], running: int) -> None:
+        self.failed += sum(o["status"] != "ok" for o in outcomes)
+        self.show(running)
+        self.bar.update(len(outcomes))
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def run_grid(
@@ -225,6 +498,13 @@ def run_grid(
     code_version: str | None = None,
     dataset_checksum: str | None = None,
     progress: bool = True,
+    executor: str | None = None,
+    ray_address: str | None = None,
+    workers_per_gpu: int | None = None,
+    batch_runs: int = 1,
+    many: ManyFn | None = None,
+    batch_key: Callable[[dict[str, Any]], Any] | None = None,
+    prepare: Callable[[], Any] | None = None,
 ) -> pd.DataFrame:
     """Run ``fn(params, seed)`` for every cell of ``grid`` and every seed, skipping done runs.
 
@@ -236,12 +516,30 @@ def run_grid(
         grid: parameter dicts (see :func:`expand_grid`); values must be JSON values.
         seeds: seeds to run for every cell.
         results_dir: root folder of all experiments.
-        workers: ``1`` runs in this process, in order; ``N`` uses N spawned processes, each
-            pinned to one GPU in turn when GPUs exist (``CUDA_VISIBLE_DEVICES``, so ``fn`` sees
-            its GPU as ``cuda:0``); ``"auto"`` is the number of GPUs, or 1.
+        workers: local executor only. ``1`` runs in this process, in order; ``N`` uses N
+            spawned processes, each pinned to one GPU in turn when GPUs exist
+            (``CUDA_VISIBLE_DEVICES``, so ``fn`` sees its GPU as ``cuda:0``) and limited to
+            ``cpu_count // N`` CPU threads; ``"auto"`` is ``workers_per_gpu`` × the number of
+            GPUs, or 1.
         code_version: part of every run id; defaults to :func:`provenance.code_version`.
         dataset_checksum: recorded in every run's provenance (a ``RunOutput`` may override).
-        progress: show a tqdm bar over runs.
+        progress: show a tqdm bar over runs (postfix: running, failed).
+        executor: ``"local"`` (processes on this machine) or ``"ray"`` (one Ray task per run
+            or batch; see :mod:`survey_lib.runner.ray_executor`); default ``$SURVEY_EXECUTOR``,
+            else ``"local"``. Ids, records, resume and retries are the same with both.
+        ray_address: the Ray cluster to join (default ``$RAY_ADDRESS``; none: start a local
+            one, or use the one this process already joined).
+        workers_per_gpu: runs sharing one GPU at once (local ``workers="auto"``; Ray
+            ``num_gpus=1/k``); default ``$SURVEY_WORKERS_PER_GPU``, else
+            :data:`DEFAULT_WORKERS_PER_GPU`.
+        batch_runs: above 1, runs with equal ``batch_key`` are grouped into batches of up to
+            this many and each batch is one call of ``many``; part of each run's id.
+        many: the batched run function (see :data:`ManyFn`); needed when ``batch_runs > 1``.
+        batch_key: ``params -> JSON value``; runs with equal keys may share a batch (default:
+            the parameters, so a batch holds seeds of one cell).
+        prepare: called once in this process before any run starts (only when runs are to
+            be done), e.g. to download data sets or train shared source models, so no two
+            workers do it at once.
 
     Returns:
         The tidy table (see :func:`load_results`) of this grid's finished runs.
@@ -251,42 +549,79 @@ def run_grid(
         raise ValueError(f"name must be a plain folder name, got {name!r}")
     if not seeds:
         raise ValueError("seeds must list at least one seed")
+    executor = resolve_executor(executor)
+    per_gpu = resolve_workers_per_gpu(workers_per_gpu)
+    batch_runs = _positive_int(batch_runs, "batch_runs")
+    if batch_runs > 1 and many is None:
+        raise ValueError(
+            f"batch_runs={batch_runs} needs many=, a batched run function "
+            "many([(params, seed), ...]) -> one outcome per run; or batch_runs=1"
+        )
     folder = Path(results_dir) / name
     code = code_version or provenance.code_version()
     cells = [resolve_params(p) for p in grid]
     tasks: list[_Task] = []
     ids: dict[str, None] = {}  # ordered set: the same cell listed twice runs once
+    moved: list[str] = []
     for params in cells:
         for seed in seeds:
-            rid = run_id(params, int(seed), code)
+            rid = run_id(params, int(seed), code, batch_runs)
             if rid in ids:
                 continue
             ids[rid] = None
-            if not (folder / "runs" / f"{rid}.json").exists():
-                tasks.append(
-                    _Task(fn, name, str(folder), rid, params, int(seed), code, dataset_checksum)
-                )
+            if not _finished(folder, rid, name, moved):
+                task = _Task(fn, name, str(folder), rid, params, int(seed), code, dataset_checksum)
+                tasks.append(dataclasses.replace(task, executor=executor))
     (folder / "runs").mkdir(parents=True, exist_ok=True)
-    n_workers, gpus = _resolve_workers(workers, len(tasks))
-    if n_workers > 1:
-        try:
-            pickle.dumps(fn)
-        except Exception as exc:
-            raise ValueError(
-                f"workers={workers!r} needs a picklable fn (a module-level function, not a "
-                f"lambda or a function defined in a notebook cell); pickling failed: {exc}"
-            ) from exc
+    units = _batch_units(tasks, batch_runs, many, batch_key)
+    if executor == "local":
+        n_workers, gpus = _resolve_workers(workers, len(units), per_gpu)
+        if n_workers > 1:
+            for what, f in (("fn", fn), ("many", many)):
+                try:
+                    pickle.dumps(f)
+                except Exception as exc:
+                    raise ValueError(
+                        f"workers={workers!r} needs a picklable {what} (a module-level "
+                        "function, not a lambda or a function defined in a notebook cell); "
+                        f"pickling failed: {exc}"
+                    ) from exc
+    if prepare is not None and units:
+        prepare()
     started, t0 = provenance.now_iso(), time.perf_counter()
     off = not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
-    bar = tqdm(total=len(tasks), desc=name, **({"disable": True} if off else {}))
+    bar = _Progress(len(tasks), name, not off)
     summaries: list[dict[str, Any]] = []
-    if n_workers == 1:
-        for task in tasks:
-            summaries.append(_execute(task))
-            bar.update(1)
-    else:
-        summaries = _run_parallel(tasks, n_workers, gpus, bar)
-    bar.close()
+    try:
+        if executor == "ray":
+            from survey_lib.runner import ray_executor
+
+            def on_done(unit: _Task | _Batch, result: Any, running: int) -> None:
+                outcomes = _finish(unit, result, written=False)  # the driver writes records
+                summaries.extend(outcomes)
+                bar.done(outcomes, running)
+
+            cluster = ray_executor.run_units(
+                units,
+                _execute_unit,
+                on_done,
+                address=ray_address,
+                workers_per_gpu=per_gpu,
+                expected_code=None if code_version else code,
+            )
+            n_workers = cluster.get("slots", 0) if cluster else 0
+        elif n_workers == 1:
+            cluster = {"nodes": 1, "cpus": os.cpu_count(), "gpus": gpus}
+            for i, unit in enumerate(units):
+                bar.show(1)
+                outcomes = _execute_unit(unit)
+                summaries.extend(outcomes)
+                bar.done(outcomes, 0 if i + 1 == len(units) else 1)
+        else:
+            cluster = {"nodes": 1, "cpus": os.cpu_count(), "gpus": gpus}
+            summaries = _run_parallel(units, n_workers, gpus, bar)
+    finally:
+        bar.close()
     failed = [
         {"run_id": s["run_id"], **_params_seed(tasks, s["run_id"]), "failure": s["failure"]}
         for s in summaries
@@ -313,7 +648,13 @@ def run_grid(
             "runs_executed": len(tasks),
             "runs_finished": int(df["run_id"].nunique()) if len(df) else 0,
             "runs_failed": [f["run_id"] for f in failed],
+            "records_moved_to_corrupt": moved,
             "workers": n_workers,
+            "executor": executor,
+            "cluster": cluster if units else None,
+            "workers_per_gpu": per_gpu,
+            "batch_runs": batch_runs,
+            "batches": sum(isinstance(u, _Batch) for u in units),
             "started": started,
             "finished": provenance.now_iso(),
             "wall_seconds": time.perf_counter() - t0,
@@ -337,34 +678,34 @@ def _params_seed(tasks: list[_Task], rid: str) -> dict[str, Any]:
     return {"params": task.params, "seed": task.seed}
 
 
-def _run_parallel(tasks: list[_Task], n_workers: int, gpus: int, bar: tqdm) -> list[dict[str, Any]]:
+def _run_parallel(
+    units: list[_Task | _Batch], n_workers: int, gpus: int, bar: _Progress
+) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
-    queue, threads = None, None
-    if gpus:
+    gpu_ids, threads = worker_slots(n_workers, gpus, os.cpu_count() or 1)
+    queue = None
+    if gpu_ids is not None:
         queue = ctx.Queue()
-        for i in range(n_workers):
-            queue.put(i % gpus)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // n_workers)
-    summaries = []
+        for gpu in gpu_ids:
+            queue.put(gpu)
+    summaries: list[dict[str, Any]] = []
     with cf.ProcessPoolExecutor(
-        n_workers, mp_context=ctx, initializer=_init_worker, initargs=(queue, threads)
+        n_workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(queue, threads, os.getpid()),
     ) as pool:
-        futures = {pool.submit(_execute, task): task for task in tasks}
+        futures = {pool.submit(_execute_unit, unit): unit for unit in units}
+        pending = len(futures)
+        bar.show(min(n_workers, pending))
         for future in cf.as_completed(futures):
-            task = futures[future]
+            unit = futures[future]
             try:
-                summaries.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - a dead worker fails its run, not the grid
-                failure = {"kind": type(exc).__name__, "message": str(exc)}
-                record = {
-                    "run_id": task.run_id,
-                    "experiment": task.experiment,
-                    "params": task.params,
-                    "seed": task.seed,
-                    "failure": failure,
-                }
-                atomic_write_json(Path(task.folder) / "failed" / f"{task.run_id}.json", record)
-                summaries.append({"run_id": task.run_id, "status": "failed", "failure": failure})
-            bar.update(1)
+                result: list[dict[str, Any]] | BaseException = future.result()
+            except Exception as exc:  # noqa: BLE001 - a dead worker fails its runs, not the grid
+                result = exc
+            outcomes = _finish(unit, result, written=True)
+            summaries.extend(outcomes)
+            pending -= 1
+            bar.done(outcomes, min(n_workers, pending))
     return summaries
