@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed
 SCALE  ?=
 PROFILE ?= offline
 ONLY   ?=
+EXECUTOR ?=
+RAY_ADDRESS ?=
 PYTEST_ARGS ?=
 
 export TQDM_DISABLE ?= 1
@@ -22,7 +24,7 @@ $(STAMP): pyproject.toml
 	bash scripts/install_system_deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (survey_lib)" >/dev/null
 	touch $(STAMP)
 
@@ -41,8 +43,9 @@ test-slow: install
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
 
 # make reproduce [SCALE=smoke|cpu|gpu] [PROFILE=offline|paper] [ONLY=name[,name]]
+#                [EXECUTOR=local|ray] [RAY_ADDRESS=host:port]
 reproduce: install
-	$(PY) -m survey_lib.reproduce $(if $(SCALE),--scale $(SCALE)) --profile $(PROFILE) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m survey_lib.reproduce $(if $(SCALE),--scale $(SCALE)) --profile $(PROFILE) $(if $(ONLY),--only $(ONLY)) $(if $(EXECUTOR),--executor $(EXECUTOR)) $(if $(RAY_ADDRESS),--ray-address $(RAY_ADDRESS))
 
 book: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all

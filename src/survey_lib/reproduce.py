@@ -4,6 +4,7 @@ Usage::
 
     python -m survey_lib.reproduce [--scale smoke|cpu|gpu] [--profile offline|paper]
                                    [--only NAME[,NAME]] [--set KEY=VALUE ...] [--no-book]
+                                   [--executor local|ray] [--ray-address HOST:PORT]
 
 For each notebook ``notebooks/<name>.md`` (MyST markdown, converted with jupytext) the driver
 
@@ -18,6 +19,9 @@ For each notebook ``notebooks/<name>.md`` (MyST markdown, converted with jupytex
    targets, and exits non-zero if anything failed; finally it builds the book.
 
 ``smoke`` runs write to ``results/smoke/`` (git-ignored), never over committed results.
+``--executor``/``--ray-address`` reach every notebook's run_grid through the environment
+(``SURVEY_EXECUTOR``, ``RAY_ADDRESS``), so notebooks need no edit. SIGTERM (a job scheduler,
+``timeout``) stops the whole process tree: the kernels and the pool workers their grids spawned.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,6 +40,7 @@ from typing import Any
 import yaml
 
 from survey_lib.io import atomic_write_json
+from survey_lib.runner.grid import ENV_EXECUTOR, EXECUTORS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
@@ -269,6 +275,34 @@ def build_book(root: Path) -> int:
     return subprocess.call(cmd, env={**os.environ, "TQDM_DISABLE": "1"})
 
 
+def stop_tree_on_sigterm() -> None:
+    """On SIGTERM, terminate every descendant of this process, then exit with 143.
+
+    Papermill's kernels run in their own session (jupyter_client starts them with
+    ``start_new_session``), so a signal to the driver's process group never reaches them or the
+    pool workers their grids spawned; the descendants are found by walking the process tree
+    (psutil) instead. Survivors of SIGTERM get SIGKILL after 5 s.
+    """
+    import psutil
+
+    def handler(signum: int, frame: Any) -> None:
+        procs = psutil.Process().children(recursive=True)
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=5)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -284,7 +318,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     parser.add_argument("--book", dest="book", action="store_true", default=None)
     parser.add_argument("--no-book", dest="book", action="store_false")
+    parser.add_argument(
+        "--executor", choices=EXECUTORS, default=None, help="where grids run (default: local)"
+    )
+    parser.add_argument(
+        "--ray-address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, or local)"
+    )
     args = parser.parse_args(argv)
+    if args.executor:  # kernels inherit the environment, and run_grid reads it
+        os.environ[ENV_EXECUTOR] = args.executor
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address
 
     scale = args.scale or default_scale()
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(NOTEBOOKS)
@@ -332,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_tree_on_sigterm()
     sys.exit(main())
 
 __all__ = [
