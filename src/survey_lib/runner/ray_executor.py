@@ -5,9 +5,11 @@ https://www.usenix.org/conference/osdi18/presentation/moritz) schedules tasks ov
 nodes by the resources they declare. run_grid already cuts an experiment into independent,
 content-addressed runs with atomic records; this module only hands them to Ray:
 
-* **Cluster.** The driver joins the cluster at ``address`` (or ``$RAY_ADDRESS``), or, given none,
-  the one this process already joined, or starts a local one (``ray.init()``), kept for the
-  process's later grids.
+* **Cluster.** The driver uses the cluster this process already joined, else joins the one at
+  ``address`` (or ``$RAY_ADDRESS``), else starts a local one (``ray.init()``), kept for the
+  process's later grids. Tasks see the driver's ``PYTHONHASHSEED``, ``TQDM_DISABLE``,
+  ``CUBLAS_WORKSPACE_CONFIG`` and ``SURVEY_*`` variables: a local cluster's workers inherit
+  them, and a cluster joined by address gets them as the job's ``runtime_env``.
 * **Resources.** Each task asks for ``num_cpus = $SURVEY_RAY_CPUS_PER_TASK`` (default 1) and,
   where the cluster has GPUs, ``num_gpus = 1 / workers_per_gpu`` (``k`` runs share a GPU; Ray
   sets ``CUDA_VISIBLE_DEVICES`` so the run sees its GPU as ``cuda:0``). A task limits torch to
@@ -55,14 +57,18 @@ def _import_ray() -> Any:
 
 
 def connect(address: str | None = None) -> Any:
-    """The ``ray`` module, joined to a cluster: the one this process already joined, else the one
-    at ``address`` or ``$RAY_ADDRESS``, else a new local one."""
+    """The ``ray`` module, joined to a cluster: the one this process already joined (its
+    ``ray.init`` settings stay as they are), else the one at ``address`` or ``$RAY_ADDRESS``,
+    else a new local one (whose workers inherit this environment); a cluster joined by address
+    gets :func:`forwarded_env` as the job's ``runtime_env``."""
     ray = _import_ray()
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        # a local cluster's workers inherit this environment; remote ones get it passed on
+        env = {"runtime_env": {"env_vars": forwarded_env()}} if address else {}
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, **env)
     except ConnectionError as exc:
         raise ConnectionError(
             f"could not join the Ray cluster at {address!r}: {exc}. Start one with "
@@ -172,9 +178,7 @@ def run_units(
             f"can run a task needing {resources}; lower ${ENV_CPUS_PER_TASK}"
         )
     cluster.update(resources=resources, slots=slots)
-    remote = ray.remote(_run_task).options(
-        **resources, max_retries=0, runtime_env={"env_vars": forwarded_env()}
-    )
+    remote = ray.remote(_run_task).options(**resources, max_retries=0)
     threads = max(1, int(resources["num_cpus"]))
     cwd = os.getcwd()
     pending = {remote.remote(execute, u, cwd, threads, expected_code): u for u in units}
