@@ -165,7 +165,8 @@ class _Task:
     code_version: str
     dataset_checksum: str | None
     executor: str = "local"
-    #: for a run of a batch: its size, index, key and the batch's start and wall time.
+    #: for a run of a batch: its size, index, key (a hash of the batch key) and the batch's
+    #: start and wall time.
     batch: dict[str, Any] | None = None
 
 
@@ -458,7 +459,7 @@ def _batch_units(
     for task in tasks:
         key = task.params if batch_key is None else batch_key(dict(task.params))
         text = json.dumps(_jsonable(key, "batch_key(params)"), sort_keys=True)
-        groups.setdefault(text, []).append(task)
+        groups.setdefault(hashlib.sha256(text.encode()).hexdigest()[:12], []).append(task)
     return [
         _Batch(many, key, members[i : i + batch_runs])
         for key, members in groups.items()
