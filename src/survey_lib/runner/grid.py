@@ -56,7 +56,7 @@ from survey_lib.runner.results import CorruptRecord, quarantine, read_record, ti
 
 #: columns of the tidy table that parameters may not use as names.
 RESERVED = ("run_id", "seed", "metric", "value", "code_version")
-#: where runs execute: local processes (the default, no set-up) or a Ray cluster.
+#: Where runs may execute, local processes (the default, no set-up) or a Ray cluster.
 EXECUTORS = ("local", "ray")
 #: environment variable choosing the executor when run_grid's ``executor`` is not given (the
 #: driver sets it for ``--executor``, so notebooks need no edit).
@@ -96,9 +96,9 @@ class RunOutput:
 
 
 RunFn = Callable[[dict[str, Any], int], "dict[str, float] | RunOutput"]
-#: A batched run function: ``many([(params, seed), ...])`` returns one outcome per run, in
-#: order: a metrics dict, a :class:`RunOutput`, or an exception instance (that run failed alone;
-#: :class:`RunFailed` as from a single run). If it raises, every run of the batch fails.
+#: A batched run function, ``many([(params, seed), ...])``, returns one outcome per run, in
+#: order, each a metrics dict, a :class:`RunOutput`, or an exception instance (that run failed
+#: alone; :class:`RunFailed` as from a single run). If it raises, every run of the batch fails.
 ManyFn = Callable[
     [list[tuple[dict[str, Any], int]]],
     "Sequence[dict[str, float] | RunOutput | BaseException]",

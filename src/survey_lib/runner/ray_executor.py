@@ -35,10 +35,10 @@ from typing import Any
 
 from survey_lib import provenance
 
-#: environment variable: CPUs each Ray task asks for (default 1).
+#: Environment variable giving the CPUs each Ray task asks for (default 1).
 ENV_CPUS_PER_TASK = "SURVEY_RAY_CPUS_PER_TASK"
-#: environment passed on to every task: these names, and every name starting with ``SURVEY_``
-#: (data and cache folders, font folders).
+#: Environment variables passed on to every task, besides every name starting with
+#: ``SURVEY_`` (data and cache folders, font folders).
 FORWARDED_ENV = ("PYTHONHASHSEED", "TQDM_DISABLE", "CUBLAS_WORKSPACE_CONFIG")
 
 
