@@ -54,8 +54,9 @@ def report_failures(df: pd.DataFrame, grid: str, *, limit: int = 10) -> int:
     failed: Sequence[Mapping[str, Any]] = df.attrs.get("failed", [])
     finished = int(df["run_id"].nunique()) if len(df) and "run_id" in df else 0
     lines = [
-        f"  - {_brief(f.get('params', {}))}, seed={f.get('seed')}: "
-        f"{failure_message(f.get('failure') or {})}"
+        "  - "
+        + ", ".join(x for x in (_brief(f.get("params", {})), f"seed={f.get('seed')}") if x)
+        + f": {failure_message(f.get('failure') or {})}"
         for f in failed[:limit]
     ]
     if len(failed) > limit:
