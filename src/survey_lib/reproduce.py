@@ -133,7 +133,7 @@ def protocol_root(scale: str, profile: str = "offline", root: Path | None = None
 def override_tag(overrides: dict[str, Any]) -> str:
     """A folder name for a set of overrides: a readable slug of ``key=value`` pairs (at most 48
     characters) and 8 hex digits of SHA-256 over their canonical JSON, e.g.
-    ``methods.L2-SP.alpha-1.0-5f1c0d2a``."""
+    ``methods.L2-SP.alpha-1.0-05b526a4``."""
     canonical = json.dumps(overrides, sort_keys=False, default=str, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
     text = "_".join(f"{k}-{json.dumps(v, default=str)}" for k, v in overrides.items())
