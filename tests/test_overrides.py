@@ -249,3 +249,15 @@ def test_install_stamp_of_another_checkout_reinstalls(tmp_path: Path) -> None:
     stamp.write_text(f"{ROOT}\n")
     os.utime(stamp)  # newer than pyproject.toml
     assert "pip install" not in _make_n("install", f"STAMP={stamp}")
+
+
+def test_override_folder_reuses_the_committed_runs_it_leaves_unchanged(tmp_path: Path) -> None:
+    base = tmp_path / "smoke" / "nb"
+    (base / "grid" / "runs").mkdir(parents=True)
+    (base / "grid" / "runs" / "abc.json").write_text("{}")
+    (base / "grid" / "failed").mkdir()
+    (base / "grid" / "failed" / "def.json").write_text("{}")  # failures are never copied
+    out = tmp_path / "smoke-set-x" / "nb"
+    assert reproduce._seed_from_protocol(out, base) == 1
+    assert (out / "grid" / "runs" / "abc.json").exists() and not (out / "grid" / "failed").exists()
+    assert reproduce._seed_from_protocol(out, base) == 0
