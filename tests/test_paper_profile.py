@@ -237,7 +237,9 @@ def test_paper_notebooks_run_end_to_end_on_fixtures(tmp_path: Path, monkeypatch,
     argv = ["--scale", "smoke", "--profile", "paper", "--results-root", str(tmp_path / "results"),
             "--no-book", "--only", name]
     rc = reproduce.main(argv + [a for s in sets for a in ("--set", s)])
-    out = tmp_path / "results" / "paper-smoke" / name
+    # overridden runs have their own folder
+    out = reproduce.results_dir(name, "smoke", "paper", tmp_path / "results",
+                                reproduce.parse_overrides(sets))
     assert rc == 0, (out / "executed.ipynb").read_text()[-3000:] if out.exists() else rc
     verdicts = (out / "verdicts.csv").read_text()
     assert "reproduced" in verdicts or "inconclusive" in verdicts

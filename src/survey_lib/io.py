@@ -2,6 +2,8 @@
 
 Every writer goes to a temporary file in the destination folder, flushes and fsyncs it, then
 renames it over the target with :func:`os.replace`, which is atomic on POSIX file systems.
+The temporary file (created 0600 by :func:`tempfile.mkstemp`) gets the mode a plain ``open``
+would give: the existing target's mode when it is replaced, else ``0666`` less the umask.
 """
 
 from __future__ import annotations
@@ -16,6 +18,26 @@ from typing import Any
 import torch
 
 
+def current_umask() -> int:
+    """The process umask (read from ``/proc/self/status`` on Linux, else set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def _atomic(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Run ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``: a
     reader sees the old file or the whole new one, and a failed write leaves nothing behind."""
@@ -25,6 +47,7 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

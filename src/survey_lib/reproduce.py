@@ -22,13 +22,33 @@ For each notebook ``notebooks/<name>.md`` (MyST markdown, converted with jupytex
 ``--executor``/``--ray-address`` reach every notebook's run_grid through the environment
 (``SURVEY_EXECUTOR``, ``RAY_ADDRESS``), so notebooks need no edit. SIGTERM (a job scheduler,
 ``timeout``) stops the whole process tree: the kernels and the pool workers their grids spawned.
+
+Overrides (``--set KEY=VALUE``, repeatable; ``make reproduce SET="KEY=VALUE KEY=VALUE"``) change
+one protocol value for an exploratory run. ``KEY`` is a declared parameter or a dotted path into
+one (``methods.L2-SP.alpha=1.0``, ``train.epochs=2``; a missing key of a mapping is added, so
+``methods.MINE={regularizer: mine, alpha: 0.1}`` adds a method); ``VALUE`` is YAML (``1e-3`` is a
+number). An overridden run never writes into a committed protocol's folder: it goes to
+``results/<scale>-set-<slug>/<notebook>/`` (git-ignored; the slug names the overrides and ends in
+a hash of them), with the overrides in ``driver.json`` and ``overrides.json``. Finished runs of
+the committed protocol whose run id the override leaves unchanged are copied from
+``results/<scale>/`` rather than re-run; source checkpoints are shared with that scale. The book
+reads committed protocols only (:func:`committed_results_dir`).
+
+Every notebook's parameters are validated (:mod:`survey_lib.experiments.validate`) before any run
+starts; the summary counts the runs that failed in each notebook (``provenance.json``'s
+``runs_failed`` of its grids).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import copy
+import hashlib
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,8 +69,39 @@ PROFILES = ("offline", "paper")
 #: Wall-time goals for all three notebooks together, in seconds (issue: smoke < 3 min on the
 #: 2-core CPU, cpu < 45 min, gpu < 15 min on one H100-class GPU).
 SPEED_TARGETS_S = {"smoke": 180.0, "cpu": 45 * 60.0, "gpu": 15 * 60.0}
-#: Names the driver itself passes to every notebook.
-INJECTED = ("scale", "profile", "results_dir")
+#: Names the driver itself passes to every notebook (``--set`` may not change them).
+INJECTED = ("scale", "profile", "results_dir", "checkpoint_dir")
+_INJECTED_HOW = {
+    "scale": "choose it with --scale (make reproduce SCALE=...)",
+    "profile": "choose it with --profile (make reproduce PROFILE=...)",
+    "results_dir": "the driver chooses it; pass --results-root DIR to move all results",
+    "checkpoint_dir": "the driver chooses it (results/<scale>/checkpoints)",
+}
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` and ``5E+2`` are numbers.
+
+    PyYAML follows YAML 1.1, whose float pattern needs a dot (``1.0e-3``), so ``1e-3`` would
+    load as the string ``"1e-3"``. This loader adds the YAML 1.2 core-schema float pattern."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(stream: Any) -> Any:
+    """Parse YAML text or an open file with :class:`ParamsLoader`."""
+    return yaml.load(stream, Loader=ParamsLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def default_scale() -> str:
@@ -60,20 +111,48 @@ def default_scale() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def results_dir(name: str, scale: str, profile: str = "offline", root: Path | None = None) -> Path:
+def results_dir(
+    name: str,
+    scale: str,
+    profile: str = "offline",
+    root: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
     """Where a notebook's results live: ``results/<scale>/<name>`` (offline profile) or
-    ``results/paper-<scale>/<name>`` (paper profile)."""
+    ``results/paper-<scale>/<name>`` (paper profile); with ``overrides`` (``--set``),
+    ``results/<scale>-set-<slug>/<name>`` (see :func:`override_tag`), never the committed one."""
+    base = protocol_root(scale, profile, root)
+    if overrides:
+        return base.with_name(f"{base.name}-set-{override_tag(overrides)}") / name
+    return base / name
+
+
+def protocol_root(scale: str, profile: str = "offline", root: Path | None = None) -> Path:
+    """``results/<scale>`` or ``results/paper-<scale>``: a committed protocol's results root,
+    which also holds the scale's (git-ignored) ``checkpoints/``."""
     _check_choice("scale", scale, SCALES)
     _check_choice("profile", profile, PROFILES)
     root = Path(root) if root is not None else REPO_ROOT / "results"
-    prefix = scale if profile == "offline" else f"paper-{scale}"
-    return root / prefix / name
+    return root / (scale if profile == "offline" else f"paper-{scale}")
+
+
+def override_tag(overrides: dict[str, Any]) -> str:
+    """A folder name for a set of overrides: a readable slug of ``key=value`` pairs (at most 48
+    characters) and 8 hex digits of SHA-256 over their canonical JSON, e.g.
+    ``methods.L2-SP.alpha-1.0-05b526a4``."""
+    canonical = json.dumps(overrides, sort_keys=False, default=str, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:8]
+    text = "_".join(f"{k}-{json.dumps(v, default=str)}" for k, v in overrides.items())
+    slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_.")[:48].rstrip("_.-")
+    return f"{slug}-{digest}" if slug else digest
 
 
 def committed_results_dir(name: str, root: Path | None = None) -> Path | None:
     """The committed offline results a chapter should read: ``gpu`` if present, else ``cpu``.
 
-    ``SURVEY_RESULTS_SCALE`` overrides the choice (e.g. ``smoke`` while testing)."""
+    ``SURVEY_RESULTS_SCALE`` overrides the choice (e.g. ``smoke`` while testing). Results of
+    ``--set`` overrides (``results/<scale>-set-*/``) are never chosen: the book shows committed
+    protocols only."""
     forced = os.environ.get("SURVEY_RESULTS_SCALE")
     for scale in [forced] if forced else ["gpu", "cpu"]:
         path = results_dir(name, scale, "offline", root)
@@ -106,7 +185,13 @@ def declared_parameters(notebook: Any) -> list[str]:
 
 
 def load_params(name: str, scale: str, profile: str, notebooks_dir: Path) -> dict[str, Any]:
-    """The committed protocol for one notebook at one scale (and profile)."""
+    """The committed protocol for one notebook at one scale (and profile).
+
+    Raises:
+        FileNotFoundError: no such file (the message lists the available ones).
+        ValueError: the file is not valid YAML (the message names the file, line and column)
+            or does not hold a mapping.
+    """
     folder = notebooks_dir / "params" / name
     files = [folder / f"{scale}.yaml"]
     if profile == "paper":
@@ -119,7 +204,11 @@ def load_params(name: str, scale: str, profile: str, notebooks_dir: Path) -> dic
                 f"no parameter file {path.relative_to(notebooks_dir.parent)}; "
                 f"available for {name}: {available or 'none'}"
             )
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            with path.open(encoding="utf-8") as handle:  # a stream: errors name the file
+                loaded = load_yaml(handle) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path} must hold a mapping of parameter names to values")
         params.update(loaded)
@@ -127,13 +216,58 @@ def load_params(name: str, scale: str, profile: str, notebooks_dir: Path) -> dic
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings to a dict; values are parsed as YAML (numbers, lists, ...)."""
+    """``KEY=VALUE`` strings to an ordered dict ``{dotted key: value}``; values are parsed as
+    YAML (numbers, ``1e-3`` included, lists, mappings). The driver's own names
+    (:data:`INJECTED`) are rejected.
+
+    Raises:
+        ValueError: not ``KEY=VALUE``, a value that is not valid YAML, or an injected name.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ValueError(
+                f"--set expects KEY=VALUE with KEY a parameter name or a dotted path into one "
+                f"(e.g. methods.L2-SP.alpha=1.0), got {pair!r}"
+            )
+        top = key.split(".")[0]
+        if top in INJECTED:
+            raise ValueError(f"--set {key}: {top} cannot be overridden; {_INJECTED_HOW[top]}")
+        try:
+            out[key] = load_yaml(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at column {mark.column + 1}" if mark is not None else ""
+            raise ValueError(
+                f"--set {key}: the value {value!r} is not valid YAML ({problem}{where}); quote "
+                f"the whole argument for the shell, e.g. --set '{key}=[0.001, 0.01]'"
+            ) from None
+    return out
+
+
+def apply_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with each override applied in order: ``a=v`` replaces ``a``;
+    ``a.b.c=v`` sets key ``c`` of mapping ``params[a][b]`` (a missing key along the way is added
+    as a mapping, so a new method can be added). Raises ``ValueError`` when the path runs into a
+    value that is not a mapping."""
+    out = copy.deepcopy(params)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            if part not in node:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ValueError(
+                    f"--set {key}: {where} is a {type(node).__name__} ({node!r}), not a mapping; "
+                    f"set it whole instead, e.g. --set '{where}=...'"
+                )
+        node[parts[-1]] = copy.deepcopy(value)
     return out
 
 
@@ -154,12 +288,65 @@ def resolve_parameters(
 
 @dataclass
 class NotebookOutcome:
+    """What the driver learnt about one notebook.
+
+    ``status`` is ``ok``, ``partial`` (the notebook ran but some runs of its grids failed;
+    ``failed_runs`` counts them) or ``failed`` (``error`` says why; ``failed_notebook`` is the
+    partially executed notebook when one was written)."""
+
     name: str
     status: str
     seconds: float
     output: Path | None = None
     error: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    failed_runs: int = 0
+    failed_notebook: Path | None = None
+
+
+def failed_runs(out_dir: Path, since: float = 0.0) -> dict[str, int]:
+    """Failed runs per grid of a notebook's results folder: the length of ``runs_failed`` in
+    every ``<grid>/provenance.json`` written at or after ``since`` (a Unix time)."""
+    counts: dict[str, int] = {}
+    for prov in sorted(Path(out_dir).glob("*/provenance.json")):
+        try:
+            if prov.stat().st_mtime < since:
+                continue
+            counts[prov.parent.name] = len(json.loads(prov.read_text()).get("runs_failed") or [])
+        except (OSError, ValueError) as exc:
+            counts[prov.parent.name] = -1  # unreadable: reported, never counted as fine
+            print(f"    cannot read {prov}: {exc}", flush=True)
+    return counts
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and a file in it, or raise ``OSError`` saying what to do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(
+            f"cannot write results to {folder}: {exc.strerror or exc}; make it writable or "
+            "pass --results-root DIR (another folder for all results)"
+        ) from None
+
+
+def _seed_from_protocol(out_dir: Path, base_dir: Path) -> int:
+    """Copy the finished run records of the committed protocol's folder ``base_dir`` into the
+    override folder ``out_dir`` (those not there yet): a run whose id the override leaves
+    unchanged is then found on disk and not re-run. Returns the number copied."""
+    copied = 0
+    if not base_dir.is_dir() or base_dir.resolve() == out_dir.resolve():
+        return 0
+    for record in base_dir.glob("*/runs/*.json"):
+        dest = out_dir / record.parent.parent.name / "runs" / record.name
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(record, dest)
+            copied += 1
+    return copied
 
 
 def run_notebook(
@@ -172,35 +359,63 @@ def run_notebook(
     results_root: Path | None = None,
     timeout_s: int | None = None,
 ) -> NotebookOutcome:
-    """Execute one notebook in a fresh kernel; never raises for a notebook error."""
+    """Execute one notebook in a fresh kernel; never raises for a notebook error.
+
+    With ``overrides`` the results go to their own folder (:func:`results_dir`), seeded with the
+    committed protocol's finished runs. Parameters are validated before anything runs."""
     import jupytext
     import nbformat
     import papermill
 
-    start = time.perf_counter()
-    out_dir = results_dir(name, scale, profile, results_root)
+    from survey_lib.experiments.validate import check_parameters
+
+    start, wall_start = time.perf_counter(), time.time()
+    out_dir = results_dir(name, scale, profile, results_root, overrides)
+    ckpt_dir = protocol_root(scale, profile, results_root) / "checkpoints"
     try:
         source = notebooks_dir / f"{name}.md"
         if not source.exists():
             raise FileNotFoundError(f"no notebook {source}; valid: {', '.join(NOTEBOOKS)}")
         notebook = jupytext.read(source)
-        params = load_params(name, scale, profile, notebooks_dir)
-        params.update(overrides)
-        shown = out_dir.resolve()
-        if shown.is_relative_to(notebooks_dir.parent.resolve()):  # the kernel's cwd
-            shown = shown.relative_to(notebooks_dir.parent.resolve())
-        injected = {"scale": scale, "profile": profile, "results_dir": str(shown)}
+        params = apply_overrides(load_params(name, scale, profile, notebooks_dir), overrides)
+        cwd = notebooks_dir.parent.resolve()
+
+        def shown(path: Path) -> str:  # relative to the kernel's cwd where possible
+            path = path.resolve()
+            return str(path.relative_to(cwd) if path.is_relative_to(cwd) else path)
+
+        injected = {
+            "scale": scale,
+            "profile": profile,
+            "results_dir": shown(out_dir),
+            "checkpoint_dir": shown(ckpt_dir),
+        }
         resolved = resolve_parameters(notebook, name, params, injected)
+        check_parameters(name, resolved)
+        _check_writable(out_dir)
     except Exception as exc:  # bad input: reported in the summary, other notebooks go on
         return NotebookOutcome(name, "failed", time.perf_counter() - start, error=str(exc))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    failed_nb = out_dir / "executed.failed.ipynb"
     staged = out_dir / ".source.ipynb"
     partial = out_dir / ".executed.partial.ipynb"
-    nbformat.write(notebook, staged)
     env_before = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
+    written_failed: Path | None = None
     try:
+        failed_nb.unlink(missing_ok=True)  # a stale one must not sit beside new results
+        if overrides:
+            base = results_dir(name, scale, profile, results_root)
+            atomic_write_json(
+                out_dir.parent / "overrides.json",
+                {"scale": scale, "profile": profile, "overrides": overrides,
+                 "protocol": f"notebooks/params/<notebook>/{scale}.yaml"
+                 + (f" + paper-{scale}.yaml" if profile == "paper" else "")},
+            )
+            reused = _seed_from_protocol(out_dir, base)
+            if reused:
+                print(f"    {reused} finished run(s) of {base} reused (same run ids)", flush=True)
+        nbformat.write(notebook, staged)
         papermill.execute_notebook(
             str(staged),
             str(partial),
@@ -213,43 +428,67 @@ def run_notebook(
         os.replace(partial, out_dir / "executed.ipynb")
         status, error = "ok", ""
     except Exception as exc:
-        failed = out_dir / "executed.failed.ipynb"
-        if partial.exists():
-            os.replace(partial, failed)
-        status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
+        try:
+            if partial.exists():
+                os.replace(partial, failed_nb)
+                written_failed = failed_nb
+        except OSError:
+            pass
+        lines = str(exc).strip().splitlines()
+        status, error = "failed", f"{type(exc).__name__}: {lines[-1] if lines else ''}"
     finally:
         staged.unlink(missing_ok=True)
         if env_before is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = env_before
+    per_grid = failed_runs(out_dir, since=wall_start - 1.0)
+    n_failed = sum(abs(v) for v in per_grid.values())
+    if status == "ok" and n_failed:
+        status = "partial"
+    if n_failed:
+        detail = ", ".join(f"{g}: {n}" for g, n in per_grid.items() if n)
+        error = "; ".join(x for x in (error, f"{n_failed} run(s) failed ({detail})") if x)
     seconds = time.perf_counter() - start
-    outcome = NotebookOutcome(name, status, seconds, out_dir / "executed.ipynb", error, resolved)
-    atomic_write_json(
-        out_dir / "driver.json",
-        {
-            "notebook": name,
-            "scale": scale,
-            "profile": profile,
-            "status": status,
-            "error": error,
-            "seconds": round(seconds, 2),
-            "parameters": resolved,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
+    outcome = NotebookOutcome(
+        name, status, seconds, out_dir / "executed.ipynb", error, resolved, n_failed,
+        written_failed,
     )
+    try:
+        atomic_write_json(
+            out_dir / "driver.json",
+            {
+                "notebook": name,
+                "scale": scale,
+                "profile": profile,
+                "status": status,
+                "error": error,
+                "seconds": round(seconds, 2),
+                "parameters": resolved,
+                "overrides": overrides,
+                "failed_runs": per_grid,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+    except OSError as exc:
+        outcome.status = "failed"
+        outcome.error = f"cannot write {out_dir / 'driver.json'}: {exc.strerror or exc}"
     return outcome
 
 
 def summarise(outcomes: list[NotebookOutcome], scale: str) -> str:
-    lines = [f"{'notebook':<28} {'status':<8} {'seconds':>9}  note"]
+    """The driver's closing table: status, wall time and failed runs of every notebook."""
+    lines = [f"{'notebook':<28} {'status':<8} {'seconds':>9} {'failed runs':>11}  note"]
     for o in outcomes:
-        lines.append(f"{o.name:<28} {o.status:<8} {o.seconds:>9.1f}  {o.error}")
+        lines.append(
+            f"{o.name:<28} {o.status:<8} {o.seconds:>9.1f} {o.failed_runs:>11}  {o.error}"
+        )
     total = sum(o.seconds for o in outcomes)
     target = SPEED_TARGETS_S[scale]
     verdict = "within" if total <= target else "OVER"
     lines.append(
-        f"{'total':<28} {'':<8} {total:>9.1f}  {verdict} the {scale} goal of {target:.0f} s"
+        f"{'total':<28} {'':<8} {total:>9.1f} {sum(o.failed_runs for o in outcomes):>11}  "
+        f"{verdict} the {scale} goal of {target:.0f} s"
     )
     return "\n".join(lines)
 
@@ -303,21 +542,47 @@ def stop_tree_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+_SET_HELP = """\
+override one protocol value (repeatable): KEY is a parameter of the notebook's parameters cell
+or a dotted path into one (methods.L2-SP.alpha=1.0, train.epochs=2; a missing key of a mapping
+is added: methods.MINE={regularizer: mine, alpha: 0.1}); VALUE is YAML (1e-3, [0, 1], {a: 1}).
+Overridden results go to results/<scale>-set-<slug>/<notebook>/ (git-ignored), never over the
+committed ones; scale, profile, results_dir and checkpoint_dir cannot be set. With make:
+make reproduce SET="KEY=VALUE KEY=VALUE" """
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--scale", choices=SCALES, default=None, help="default: gpu if CUDA, else cpu"
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Example: python -m survey_lib.reproduce --scale smoke --only l2sp_vs_bss "
+        "--set methods.L2-SP.alpha=1.0 --no-book",
     )
-    parser.add_argument("--profile", choices=PROFILES, default="offline")
+    parser.add_argument(
+        "--scale", choices=SCALES, default=None, help="protocol size; default: gpu if CUDA, else cpu"
+    )
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="offline",
+        help="offline: data available without network; paper: the survey's datasets and weights",
+    )
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of {', '.join(NOTEBOOKS)}"
     )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--results-root", type=Path, default=None)
-    parser.add_argument("--notebooks-dir", type=Path, default=REPO_ROOT / "notebooks")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP
+    )
+    parser.add_argument(
+        "--results-root", type=Path, default=None, help="folder holding all results (default: results/)"
+    )
+    parser.add_argument(
+        "--notebooks-dir", type=Path, default=REPO_ROOT / "notebooks",
+        help="folder of the notebooks and their params/ (default: notebooks/)",
+    )
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    parser.add_argument("--book", dest="book", action="store_true", default=None)
-    parser.add_argument("--no-book", dest="book", action="store_false")
+    parser.add_argument(
+        "--book", dest="book", action="store_true", default=None,
+        help="build the book afterwards (default: yes except at smoke scale or with --set)",
+    )
+    parser.add_argument("--no-book", dest="book", action="store_false", help="do not build the book")
     parser.add_argument(
         "--executor", choices=EXECUTORS, default=None, help="where grids run (default: local)"
     )
@@ -340,8 +605,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
+    from survey_lib.kernel import ensure_kernel
+
+    healed = ensure_kernel()
+    if healed:
+        print(healed, flush=True)
     print(
-        f"reproduce: scale={scale} profile={args.profile} notebooks={', '.join(names)}", flush=True
+        f"reproduce: scale={scale} profile={args.profile} notebooks={', '.join(names)}"
+        + (f" overrides={overrides}" if overrides else ""),
+        flush=True,
     )
     outcomes = []
     for name in names:
@@ -356,20 +628,26 @@ def main(argv: list[str] | None = None) -> int:
             timeout_s=args.timeout,
         )
         print(f"    {outcome.status} in {outcome.seconds:.1f} s {outcome.error}", flush=True)
+        if overrides and outcome.output is not None:
+            print(f"    results (overrides): {outcome.output.parent}", flush=True)
         outcomes.append(outcome)
 
-    if args.profile == "offline" and scale != "smoke" and not args.only:
+    if args.profile == "offline" and scale != "smoke" and not args.only and not overrides:
         ladder_rc = measure_ladder()
         if ladder_rc:
             outcomes.append(
                 NotebookOutcome("similarity_ladder", "failed", 0.0, error=f"exit {ladder_rc}")
             )
     print(summarise(outcomes, scale), flush=True)
-    failed = [o.name for o in outcomes if o.status != "ok"]
-    build = args.book if args.book is not None else scale != "smoke"
+    failed = [o for o in outcomes if o.status == "failed"]
+    partial = [o for o in outcomes if o.status == "partial"]
+    build = args.book if args.book is not None else scale != "smoke" and not overrides
     book_rc = build_book(REPO_ROOT) if build else 0
-    if failed:
-        print(f"FAILED: {', '.join(failed)} (see executed.failed.ipynb in their results folders)")
+    for o in failed:
+        where = f"see {o.failed_notebook}" if o.failed_notebook else "nothing was executed"
+        print(f"FAILED: {o.name} ({where}): {o.error}")
+    for o in partial:
+        print(f"PARTIAL: {o.name}: {o.error}; failures in <grid>/failed/*.json of {o.output.parent}")
     if book_rc:
         print(f"book build failed with exit code {book_rc}")
     return 1 if failed or book_rc else 0
@@ -384,7 +662,13 @@ __all__ = [
     "SCALES",
     "PROFILES",
     "results_dir",
+    "protocol_root",
+    "override_tag",
     "committed_results_dir",
+    "parse_overrides",
+    "apply_overrides",
+    "load_yaml",
+    "failed_runs",
     "declared_parameters",
     "load_params",
     "resolve_parameters",

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from survey_lib.regularizers import create_regularizer, list_regularizers
+from survey_lib.regularizers.base import Regularizer
 
 from .regularizer_helpers import make_batch, make_pair, step_context
 
@@ -58,18 +59,58 @@ def test_registry_is_complete() -> None:
     }
 
 
+def assert_penalty_contract(regularizer, target, inputs, labels, *, zero: bool) -> None:
+    """What a correct regularizer satisfies: on the fresh target (copied from the source, new
+    head) a finite, non-negative scalar, which may be 0 (a pure pull-back such as L1-SP is 0 at
+    w = w0); once the target has moved off the source, positive (unless it is identically 0)."""
+    value = regularizer.penalty(step_context(target, inputs, labels))
+    assert value.ndim == 0
+    assert torch.isfinite(value)
+    assert value.item() >= 0.0
+    if zero:
+        assert value.item() == 0.0
+    perturb(target)
+    moved = regularizer.penalty(step_context(target, inputs, labels))
+    assert torch.isfinite(moved)
+    if zero:
+        assert moved.item() == 0.0
+    else:
+        assert moved.item() > 0.0
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_penalty_is_a_finite_scalar(name: str) -> None:
     source, target = make_pair()
     inputs, labels = make_batch()
     regularizer, target = build(name, source, target, (inputs, labels))
-    value = regularizer.penalty(step_context(target, inputs, labels))
-    assert value.ndim == 0
-    assert torch.isfinite(value)
-    if name in ZERO:
-        assert value.item() == 0.0
-    else:
-        assert value.item() > 0.0
+    assert_penalty_contract(regularizer, target, inputs, labels, zero=name in ZERO)
+
+
+class L1SP(Regularizer):
+    """A pull-back towards the source only, alpha * sum |w - w0| over the transferred weights
+    (L1-SP, Li et al. 2018, section 3.2): 0 at w = w0, as a correct regularizer may be."""
+
+    needs_source = True
+
+    def __init__(self, source, target, *, alpha: float = 0.1) -> None:
+        super().__init__()
+        self.alpha = alpha
+        shapes = {n: p.shape for n, p in target.named_parameters()}
+        self.names = [n for n, p in source.named_parameters() if shapes.get(n) == p.shape]
+        for i, n in enumerate(self.names):
+            self.register_buffer(f"ref{i}", dict(source.named_parameters())[n].detach().clone())
+
+    def penalty(self, ctx):
+        params = dict(ctx.model.named_parameters())
+        return self.alpha * sum(
+            (params[n] - getattr(self, f"ref{i}")).abs().sum() for i, n in enumerate(self.names)
+        )
+
+
+def test_contract_accepts_a_penalty_that_is_zero_at_the_source() -> None:
+    source, target = make_pair()
+    inputs, labels = make_batch()
+    assert_penalty_contract(L1SP(source, target), target, inputs, labels, zero=False)
 
 
 @pytest.mark.parametrize("name", NAMES)

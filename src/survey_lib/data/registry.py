@@ -4,6 +4,14 @@ Loaders register themselves when :mod:`survey_lib.data` is imported. A loader is
 ``loader(split, **options) -> ImageDataset``; an optional ``fingerprint(split, **options)``
 returns a short string identifying the source files (or ``None`` when they are absent), which
 lets :func:`get_dataset` serve repeated loads from the tensor cache (:mod:`survey_lib.data.cache`).
+
+Every load is recorded with the checksum of what it returned (:func:`tensor_checksum` of the
+pixels and labels): :func:`datasets_used` lists the splits loaded since
+:func:`reset_datasets_used`, and :func:`used_checksum` folds them into the one string
+(``"name/split:checksum;..."``) that :func:`survey_lib.runner.run_grid` stores as each run's
+``dataset_checksum``. The subset a run then draws is fixed by its parameters and seed, so the
+source splits' checksums and the run record identify the data a run used. A cache kept above
+:func:`get_dataset` must call :func:`record_dataset_use` when it serves a split.
 """
 
 from __future__ import annotations
@@ -60,6 +68,39 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+#: splits loaded since the last reset: label -> checksum (see :func:`datasets_used`)
+_USED: dict[str, str] = {}
+#: checksum of a cached split by its cache key (loads from the tensor cache are not re-hashed)
+_CHECKSUM_MEMO: dict[str, str] = {}
+
+
+def record_dataset_use(label: str, checksum: str) -> None:
+    """Note that split ``label`` (``"name/split"``, options in braces) with ``checksum`` was
+    used."""
+    _USED[str(label)] = str(checksum)
+
+
+def reset_datasets_used() -> None:
+    """Forget the splits recorded so far (run_grid calls it before each run)."""
+    _USED.clear()
+
+
+def datasets_used() -> dict[str, str]:
+    """The splits loaded since :func:`reset_datasets_used`: ``{label: checksum}``, sorted."""
+    return dict(sorted(_USED.items()))
+
+
+def used_checksum(used: Mapping[str, str] | None = None) -> str | None:
+    """``"label:checksum;label:checksum"`` of ``used`` (default: :func:`datasets_used`), or
+    ``None`` when nothing was loaded."""
+    used = datasets_used() if used is None else used
+    return ";".join(f"{label}:{checksum}" for label, checksum in sorted(used.items())) or None
+
+
+def _label(name: str, split: str, options: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    changed = {k: v for k, v in sorted(options.items()) if defaults.get(k, object()) != v}
+    extra = ",".join(f"{k}={v}" for k, v in changed.items()).replace(" ", "")
+    return f"{name}/{split}" + (f"{{{extra}}}" if extra else "")
 
 
 def register_dataset(
@@ -172,18 +213,27 @@ def get_dataset(
     semantic = {
         k: v for k, v in {**info.options, **options}.items() if k not in _NON_SEMANTIC_OPTIONS
     }
+    label = _label(name, split, semantic, info.options)
     use_cache = cache and entry.fingerprint is not None
     if use_cache:
         source = entry.fingerprint(split, **options)
         if source is not None:
-            cached = load_cached(name, split, cache_key(name, split, semantic, source))
+            key = cache_key(name, split, semantic, source)
+            cached = load_cached(name, split, key)
             if cached is not None:
+                if key not in _CHECKSUM_MEMO:
+                    _CHECKSUM_MEMO[key] = cached.checksum
+                record_dataset_use(label, _CHECKSUM_MEMO[key])
                 return cached
     dataset = entry.loader(split, **options)
     if not isinstance(dataset, ImageDataset):
         raise TypeError(f"loader of {name!r} returned {type(dataset).__name__}, not ImageDataset")
+    checksum = dataset.checksum
     if use_cache:  # fingerprint again: a download may have added or replaced source files
         source = entry.fingerprint(split, **options)
         if source is not None:
-            save_cached(dataset, cache_key(name, split, semantic, source))
+            key = cache_key(name, split, semantic, source)
+            save_cached(dataset, key)
+            _CHECKSUM_MEMO[key] = checksum
+    record_dataset_use(label, checksum)
     return dataset

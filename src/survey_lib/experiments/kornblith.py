@@ -90,7 +90,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     Returns ``test_acc`` (and ``best_C`` for the linear model)."""
     target, method, k = params["target"], params["method"], int(params["k"])
     source = params["source"]
-    epochs = int(params.get("source_epochs", source["epochs"]))
+    epochs = int(params.get("source_epochs", source.get("epochs", 0)))
     train, test = target_data(target, k, seed, source["size"])
     if method == "linear":
         model, stats = source_model(source, epochs, params["checkpoint_dir"])

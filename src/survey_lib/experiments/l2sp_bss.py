@@ -70,10 +70,12 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
 
 def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     """Fine-tune the source on ``params['target']`` at ``params['rate']`` with the penalty
-    ``params['method']`` (a key of ``params['methods']``: ``{"regularizer": name, **hparams}``).
-    ``params['lr']`` overrides the learning rate (the learning-rate sweep)."""
+    ``params['spec']`` (``{"regularizer": name, **hparams}``; the method's name is
+    ``params['method']``; older grids give ``params['methods'][params['method']]`` instead).
+    ``params['lr']``, when given, overrides the learning rate (an lr of 0 is passed on, and
+    rejected by :class:`~survey_lib.train.TrainConfig`)."""
     source = params["source"]
-    spec = dict(params["methods"][params["method"]])
+    spec = dict(params["spec"] if "spec" in params else params["methods"][params["method"]])
     train, test = target_data(params["target"], params["rate"], seed, source["size"])
     pretrained, stats = source_model(source, params["checkpoint_dir"])
     # the whole pretrained network (any input channels, timm backbones included), with a new
@@ -82,7 +84,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     torch.manual_seed(int(seed))
     target_model.reset_classifier(train.num_classes)
     config = train_config(
-        {**params["train"], **({"lr": params["lr"]} if params.get("lr") else {})}, seed, stats
+        {**params["train"], **({"lr": params["lr"]} if params.get("lr") is not None else {})}, seed, stats
     )
     name = spec.pop("regularizer")
     if "delta" in name.split("+"):

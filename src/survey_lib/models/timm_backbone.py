@@ -1,8 +1,17 @@
-"""Any timm model as a :class:`TransferModel`, its units taken from timm's own layer grouping."""
+"""Any timm model as a :class:`TransferModel`, its units taken from timm's own layer grouping.
+
+Pretrained weights come from the Hugging Face hub (or a URL) through timm, unless a local file is
+given. Without a connection, timm's download retries for about a minute and then fails with the
+hub's raw error; :func:`check_weights_available` fails at once instead when the weights are in
+no local cache and the hub cannot be reached, naming the tag and the local-file override.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -53,6 +62,70 @@ def _collapse(model: nn.Module, param_names: list[str]) -> list[str]:
             chosen.append(pname)
             covered.add(pname)
     return chosen
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights that are neither cached locally nor downloadable from here."""
+
+
+def _offline_message(name: str, why: str) -> str:
+    return (
+        f"cannot get the pretrained weights of {name!r}: {why}. Either download them on a "
+        f"machine with internet (`huggingface-cli download timm/{name}`, or run once there) and "
+        "copy the Hugging Face cache (~/.cache/huggingface, $HF_HOME) here, or give a local "
+        "weights file in timm's key layout: create_model(..., weights='/path/model.safetensors'); "
+        "in a notebook's source mapping `weights: /path/model.safetensors` (make reproduce "
+        "SET=\"source.weights=/path/model.safetensors\")"
+    )
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_weights_available(name: str, timeout: float = 3.0) -> None:
+    """Return when timm can load the pretrained weights of ``name`` (they are in the local
+    Hugging Face or torch hub cache, or the hub answers within ``timeout`` seconds); else raise
+    :class:`WeightsUnavailableError` at once, naming the tag and the local-file override.
+
+    ``HF_HUB_OFFLINE=1`` counts as no connection."""
+    import huggingface_hub
+    import torch
+    from huggingface_hub import constants
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return  # timm reports an unknown tag itself
+    hub_id, url = getattr(cfg, "hf_hub_id", None), getattr(cfg, "url", None)
+    if hub_id:
+        for filename in (getattr(cfg, "hf_hub_filename", None), "model.safetensors",
+                         "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+            if filename and isinstance(
+                huggingface_hub.try_to_load_from_cache(hub_id, filename), str
+            ):
+                return
+    if url and (Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name).exists():
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    endpoint = constants.ENDPOINT if hub_id else (url or constants.ENDPOINT)
+    if hub_id and (offline or constants.HF_HUB_OFFLINE):
+        raise WeightsUnavailableError(
+            _offline_message(name, "HF_HUB_OFFLINE is set and they are not in the local cache")
+        )
+    if not _reachable(endpoint, timeout):
+        raise WeightsUnavailableError(
+            _offline_message(
+                name, f"{urlparse(endpoint).hostname} cannot be reached (no internet?) and they "
+                "are not in the local cache"
+            )
+        )
 
 
 def _weights_source(name: str, weights: str | Path | None) -> tuple[bool, dict | None, str]:
@@ -120,14 +193,25 @@ class TimmBackbone(TransferModel):
                 f"{name!r} is not a timm weight tag; tags of {arch!r}: {timm.list_pretrained(f'{arch}.*')}"
             )
         pretrained, overlay, source = _weights_source(name, weights)
-        self.model = timm.create_model(
-            name,
-            pretrained=pretrained,
-            pretrained_cfg_overlay=overlay,
-            num_classes=num_classes,
-            in_chans=in_chans,
-            **kwargs,
-        )
+        from_hub = pretrained and overlay is None
+        if from_hub:
+            check_weights_available(name)
+        try:
+            self.model = timm.create_model(
+                name,
+                pretrained=pretrained,
+                pretrained_cfg_overlay=overlay,
+                num_classes=num_classes,
+                in_chans=in_chans,
+                **kwargs,
+            )
+        except (OSError, ValueError) as exc:
+            hub_error = type(exc).__module__.startswith(("huggingface_hub", "requests", "urllib"))
+            if not (from_hub and (hub_error or isinstance(exc, (ConnectionError, TimeoutError)))):
+                raise
+            raise WeightsUnavailableError(
+                _offline_message(name, f"the download failed ({type(exc).__name__}: {exc})")
+            ) from exc
         if not isinstance(self.model.get_classifier(), nn.Module):
             raise NotImplementedError(f"{name!r} has several classifiers; not supported")
         self.timm_name = name

@@ -51,6 +51,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from survey_lib import provenance
+from survey_lib.data.registry import reset_datasets_used, used_checksum
 from survey_lib.io import atomic_write_json, atomic_write_text
 from survey_lib.runner.results import CorruptRecord, quarantine, read_record, tidy
 
@@ -190,6 +191,7 @@ def _execute(task: _Task, write: bool = True) -> dict[str, Any]:
     metrics: dict[str, float] = {}
     info: dict[str, Any] = {}
     checksum, failure = task.dataset_checksum, None
+    reset_datasets_used()  # the data layer records the splits this run loads
     try:
         out = task.fn(dict(task.params), task.seed)
         if isinstance(out, RunOutput):
@@ -198,6 +200,7 @@ def _execute(task: _Task, write: bool = True) -> dict[str, Any]:
         if not isinstance(out, Mapping) or not out:
             raise TypeError(f"run function must return a non-empty dict of metrics, got {out!r}")
         metrics = {str(k): float(v) for k, v in out.items()}
+        checksum = checksum or used_checksum()
     except RunFailed as exc:
         failure = {"kind": "RunFailed", **_jsonable(exc.failure, "RunFailed.failure")}
     except Exception as exc:  # noqa: BLE001 - any error of the user's fn is recorded, not raised
@@ -628,13 +631,18 @@ def run_grid(
         for s in summaries
         if s["status"] != "ok"
     ]
-    df = tidy(
-        [
-            read_record(folder / "runs" / f"{rid}.json")
-            for rid in ids
-            if (folder / "runs" / f"{rid}.json").exists()
-        ]
-    )
+    records = [
+        read_record(folder / "runs" / f"{rid}.json")
+        for rid in ids
+        if (folder / "runs" / f"{rid}.json").exists()
+    ]
+    df = tidy(records)
+    used = {  # the union of the splits the runs loaded (see survey_lib.data.registry)
+        part
+        for r in records
+        for part in str(r.get("provenance", {}).get("dataset_checksum") or "").split(";")
+        if part
+    }
     atomic_write_text(folder / "results.csv", df.to_csv(index=False))
     atomic_write_json(
         folder / "provenance.json",
@@ -644,7 +652,7 @@ def run_grid(
             "code_version": code,
             "grid": cells,
             "seeds": [int(s) for s in seeds],
-            "dataset_checksum": dataset_checksum,
+            "dataset_checksum": dataset_checksum or (";".join(sorted(used)) or None),
             "runs_total": len(ids),
             "runs_executed": len(tasks),
             "runs_finished": int(df["run_id"].nunique()) if len(df) else 0,
