@@ -25,11 +25,11 @@ ATOL = 1e-4
 BASE = dict(epochs=2, lr=0.05, batch_size=16, mean=(0.5,), std=(0.25,))
 
 
-def _models(k: int, offset: int = 0) -> list[TinyNet]:
+def _models(k: int, offset: int = 0, dropout: float = 0.0) -> list[TinyNet]:
     out = []
     for i in range(k):
         seed_everything(100 + offset + i)
-        out.append(TinyNet(dropout=0.0))
+        out.append(TinyNet(dropout=dropout))
     return out
 
 
@@ -46,14 +46,14 @@ def _data(k: int) -> tuple[list, list]:
     return [tiny_data(48, seed=10 + i) for i in range(k)], [tiny_data(20, seed=50 + i) for i in range(k)]
 
 
-def _compare(configs, penalties=None, trains=None, vals=None, check_weights=True):
+def _compare(configs, penalties=None, trains=None, vals=None, check_weights=True, dropout=0.0):
     k = len(configs)
     if trains is None:
         trains, vals = _data(k)
     nesterov = {c.nesterov for c in configs}
     if len(nesterov) > 1:  # nesterov must agree within a batch
         configs = [c.replace(nesterov=False) for c in configs]
-    seq_models, bat_models = _models(k), _models(k)
+    seq_models, bat_models = _models(k, dropout=dropout), _models(k, dropout=dropout)
     pens = penalties or [None] * k
     seq = [fit(m, t, v, c, penalty=None if p is None else p.penalty, progress=False)
            for m, t, v, c, p in zip(seq_models, trains, vals, configs, pens)]  # fmt: skip
@@ -84,6 +84,11 @@ def test_full_fine_tuning_with_augmentation_and_label_smoothing_matches_fit() ->
     assert all(b.status == "ok" for b in bat)
     # the runs really differ from each other (own data, seeds and hyperparameters)
     assert seq[0].history.train_loss.iloc[-1] != seq[1].history.train_loss.iloc[-1]
+
+
+def test_dropout_draws_each_runs_own_sequential_masks() -> None:
+    configs = _configs(3, augment="flip", nesterov=False)
+    _compare(configs, dropout=0.4)
 
 
 def test_nesterov_and_lr_multipliers_and_schedules_match_fit() -> None:

@@ -42,11 +42,13 @@ Falls back to sequential ``fit`` (per run, result marked ``batched_runs=1``): ru
 other penalty (BSS, DELTA, L2-SP-lower, StochNorm, combined regularizers, plain callables)
 and any call with a ``feature_hook``; all runs when the architecture cannot be widened.
 
-Dropout: masks come from the global generator, forked and seeded from all runs' seeds
-together, so they differ from those of sequential ``fit`` (equal in distribution only). With
-dropout off, batched and sequential runs agree to float rounding (grouped vs. ungrouped
-kernels, a hand-written SGD step equal to ``torch.optim.SGD``'s formula): the equivalence
-tests in ``tests/train/test_batched.py`` hold histories and weights to 1e-4.
+Dropout (``nn.Dropout`` on 2-D inputs, as in the reproductions' models): each run draws its
+masks from its own generator seeded with its seed, as ``fit`` draws from the global one, so on
+the CPU run ``k`` gets exactly its sequential masks (:class:`~survey_lib.train.wide.WideDropout`);
+on CUDA ``fit``'s fused dropout kernel draws differently (equal in distribution only).
+Batched and sequential runs agree to float rounding (grouped vs. ungrouped kernels, a
+hand-written SGD step equal to ``torch.optim.SGD``'s formula): the equivalence tests in
+``tests/train/test_batched.py`` hold histories and weights to 1e-4.
 
 Timing: ``train_seconds`` of every run is the batch's wall time; ``images_per_second`` is the
 run's own images over it (the batch processed ``batched_runs`` times as many).
@@ -85,7 +87,14 @@ from survey_lib.train.evaluate import autocast, normalizer, to_input
 from survey_lib.train.optim import num_units
 from survey_lib.train.precision import resolve_precision
 from survey_lib.train.schedule import lr_factor
-from survey_lib.train.wide import check_widened, per_run, split_runs, store_runs, widen
+from survey_lib.train.wide import (
+    check_widened,
+    per_run,
+    set_dropout_generators,
+    split_runs,
+    store_runs,
+    widen,
+)
 
 #: TrainConfig fields that must be equal within one batch of runs.
 BATCH_FIELDS = (
@@ -251,6 +260,11 @@ def _fit_wide(models, trains, vals, configs, penalties, progress) -> list[FitRes
         raise _NotWidenable(str(err)) from err
     if chl:
         wide.to(memory_format=torch.channels_last)
+    # fit seeds the global generator with config.seed and dropout draws from it: one stream
+    # per run, seeded the same way, gives each run its sequential masks.
+    set_dropout_generators(
+        wide, [torch.Generator(device=device).manual_seed(int(c.seed)) for c in configs]
+    )
     frozen = c0.frozen_units
     n_units = num_units(models[0])
     slots = _slots(wide, models, configs, frozen, device)

@@ -54,6 +54,45 @@ class WideLinear(nn.Module):
         return y.transpose(0, 1).reshape(b, self.k * self.out_features)
 
 
+class WideDropout(nn.Module):
+    """Dropout with one random stream per run, so each run draws the masks ``fit`` draws.
+
+    Inverted dropout, :math:`y = x \\odot m / (1-p)`, :math:`m_j \\sim \\mathrm{Bernoulli}(1-p)`
+    (Srivastava et al., JMLR 2014, https://jmlr.org/papers/v15/srivastava14a.html). ``fit``
+    draws ``m`` for a ``(B, D)`` input from the global generator seeded with the run's seed
+    (``empty_like(x).bernoulli_(1 - p)``, then ``div_(1 - p)``: PyTorch's CPU dropout); here
+    run ``k``'s block of the ``(B, K*D)`` input gets the same draw from ``generators[k]``, so on
+    the CPU the masks are the sequential run's, bit for bit. Without generators it is
+    ``F.dropout`` on the whole wide tensor (equal in distribution only).
+    """
+
+    def __init__(self, p: float, k: int) -> None:
+        super().__init__()
+        self.p, self.k = float(p), k
+        self.generators: list[torch.Generator] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.generators is None or x.ndim != 2:
+            return nn.functional.dropout(x, self.p, training=True)
+        b, d = x.shape[0], x.shape[1] // self.k
+        masks = [
+            torch.empty((b, d), dtype=x.dtype, device=x.device)
+            .bernoulli_(1 - self.p, generator=g)
+            .div_(1 - self.p)
+            for g in self.generators
+        ]
+        return x * torch.cat(masks, 1)
+
+
+def set_dropout_generators(wide: nn.Module, generators: list[torch.Generator]) -> None:
+    """Give every :class:`WideDropout` of ``wide`` the runs' streams (shared, as in ``fit``)."""
+    for module in wide.modules():
+        if isinstance(module, WideDropout):
+            module.generators = generators
+
+
 def _plain(module: nn.Module, base: type[nn.Module]) -> bool:
     """``module`` is ``base`` or a subclass that does not change ``forward``."""
     return isinstance(module, base) and type(module).forward is base.forward
@@ -68,6 +107,8 @@ def _wide_leaf(module: nn.Module, k: int) -> nn.Module | None:
             padding=m.padding, dilation=m.dilation, groups=k * m.groups,
             bias=m.bias is not None, padding_mode=m.padding_mode,
         )  # fmt: skip
+    if _plain(module, nn.Dropout):
+        return WideDropout(module.p, k)
     if _plain(module, nn.Linear):
         return WideLinear(k, module.in_features, module.out_features, module.bias is not None)
     for base in (nn.BatchNorm2d, nn.BatchNorm1d):
