@@ -31,6 +31,11 @@ from survey_lib.train import TrainConfig, fit
 from survey_lib.train.batched import fit_many
 from survey_lib.train.precision import resolve_precision
 
+#: the clock timings read: wall time, or the process's CPU time (``--clock cpu``), a steadier
+#: measure of work on a machine shared with other jobs (with T threads, CPU seconds are up to T
+#: times wall seconds: compare ratios, not absolute rates, between the two clocks).
+CLOCK = [time.perf_counter]
+
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12}
 
 
@@ -57,22 +62,22 @@ def sync(device: str) -> None:
 def time_sequential(name, trains, config) -> float:
     nets = models(name, len(trains))
     sync(config.device)
-    t0 = time.perf_counter()
+    t0 = CLOCK[0]()
     for i, (net, train) in enumerate(zip(nets, trains)):
         fit(net, train, None, config.replace(seed=i), progress=False)
     sync(config.device)
-    return time.perf_counter() - t0
+    return CLOCK[0]() - t0
 
 
 def time_many(name, trains, config) -> float:
     nets = models(name, len(trains))
     configs = [config.replace(seed=i) for i in range(len(trains))]
     sync(config.device)
-    t0 = time.perf_counter()
+    t0 = CLOCK[0]()
     out = fit_many(nets, trains, None, configs, progress=False)
     sync(config.device)
     assert all(r.batched_runs == len(trains) for r in out)
-    return time.perf_counter() - t0
+    return CLOCK[0]() - t0
 
 
 def flops_per_image(name: str, config: TrainConfig, size: int) -> float:
@@ -103,7 +108,11 @@ def main() -> None:
     p.add_argument("--seq-runs", type=int, default=4, help="runs timed per sequential setting")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall time, or process CPU time (steadier on a shared machine)")
     args = p.parse_args()
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
     if args.threads:
         torch.set_num_threads(args.threads)
     ks = [int(k) for k in args.ks.split(",")]
@@ -113,7 +122,7 @@ def main() -> None:
           f"cores={os.cpu_count()}, load avg={os.getloadavg()}")  # fmt: skip
     print(f"per run: {args.n_train} images x {args.epochs} epoch(s), batch {args.batch_size}, "
           f"{args.size} px, augment none; bf16 resolves to "
-          f"{resolve_precision(args.device, True)} here")  # fmt: skip
+          f"{resolve_precision(args.device, True)} here; clock={args.clock}")  # fmt: skip
     pool = [data(args.n_train, seed, args.size) for seed in range(max(ks + [args.seq_runs]))]
     for name in args.models.split(","):
         for frozen in (0, 4):
