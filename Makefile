@@ -63,6 +63,7 @@ book: install
 
 bench: install
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_runs.py
 	$(PY) benchmarks/bench_bss.py
 	$(PY) benchmarks/bench_data_cache.py
 	$(PY) benchmarks/bench_glyphs.py

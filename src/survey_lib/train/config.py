@@ -41,7 +41,11 @@ class TrainConfig:
         seed: seeds shuffling, augmentation and dropout (not model creation: see
             :func:`survey_lib.train.seed_everything`).
         device: torch device string, e.g. ``"cpu"`` or ``"cuda:0"``.
-        amp_bf16: bfloat16 autocast (CUDA only; ignored on CPU).
+        amp_bf16: bfloat16 autocast: ``None`` (default) bf16 on CUDA and fp32 on the CPU;
+            ``True`` bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16 / AMX), fp32 on
+            other CPUs; ``False`` fp32 everywhere. Batch-norm statistics, parameters,
+            optimiser state and the loss stay fp32. ``FitResult.precision`` records what was
+            used (see :mod:`survey_lib.train.precision`).
         channels_last: channels-last (NHWC) memory format for the model and its inputs, on
             CUDA and on the CPU, where oneDNN's NHWC convolutions run our small convnets
             1.3x (training) to 2.5x (inference) faster than NCHW on this 2-core machine.
@@ -71,7 +75,7 @@ class TrainConfig:
     std: tuple[float, ...] = (0.5,)
     seed: int = 0
     device: str = "cpu"
-    amp_bf16: bool = True
+    amp_bf16: bool | None = None
     channels_last: bool = True
     frozen_units: int = 0
     lr_multipliers: tuple[float, ...] | None = field(default=None)
@@ -170,6 +174,10 @@ def _validate(c: TrainConfig) -> None:
     _check(
         isinstance(c.device, str) and c.device != "",
         f"device must be a string such as 'cpu' or 'cuda:0', got {c.device!r}",
+    )
+    _check(
+        c.amp_bf16 is None or isinstance(c.amp_bf16, bool),
+        f"amp_bf16 must be null/None, true or false, got {c.amp_bf16!r}",
     )
     _check(
         _is_int(c.frozen_units) and c.frozen_units >= 0,

@@ -30,6 +30,11 @@ Reproducibility: shuffling and augmentation draw from ``torch.Generator`` object
 :func:`survey_lib.train.seed_everything` before ``create_model``. On CPU two fits with the same
 seed, config and initial weights give bitwise-identical weights and history (except the
 ``seconds`` column).
+
+Precision: bf16 autocast on CUDA by default and on CPUs with native bf16 when
+``config.amp_bf16`` is true (:mod:`survey_lib.train.precision`); batch norm keeps fp32
+statistics and the loss is computed on fp32 logits in both cases. ``FitResult.precision``
+records what was used.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from survey_lib.train.config import TrainConfig
 from survey_lib.train.context import StepContext
 from survey_lib.train.evaluate import autocast, eval_logits, eval_metrics, normalizer, to_input
 from survey_lib.train.optim import num_units, param_groups
+from survey_lib.train.precision import resolve_precision
 from survey_lib.train.schedule import lr_factor
 
 #: steps between reads of the on-device non-finite flag on CUDA.
@@ -82,6 +88,10 @@ class FitResult:
         cached_frozen: whether frozen units were computed once (the fast path).
         cache_seconds: time spent computing the frozen-unit cache.
         config: the resolved :class:`TrainConfig` as a plain dict (for run records).
+        precision: ``"bf16"`` or ``"fp32"``, what training and evaluation computed in (see
+            :mod:`survey_lib.train.precision`).
+        batched_runs: how many runs shared the computation (1 for :func:`fit`, ``K`` for
+            runs trained together by :func:`survey_lib.train.batched.fit_many`).
     """
 
     status: str
@@ -94,6 +104,24 @@ class FitResult:
     cached_frozen: bool = False
     cache_seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    batched_runs: int = 1
+
+    def record_info(self) -> dict[str, Any]:
+        """JSON-ready speed and precision facts for a run record (``RunOutput.info``).
+
+        ``train_seconds`` and ``images_per_second`` of a batched run are those of the whole
+        batch's computation (every run of a batch reports the same wall time) divided as
+        described in :func:`survey_lib.train.batched.fit_many`.
+        """
+        return {
+            "precision": self.precision,
+            "train_seconds": float(self.train_seconds),
+            "images_per_second": float(self.images_per_second),
+            "steps": int(self.steps),
+            "cached_frozen": bool(self.cached_frozen),
+            "batched_runs": int(self.batched_runs),
+        }
 
 
 def seed_everything(seed: int) -> None:
@@ -180,7 +208,8 @@ def fit(
     n_units = _check_model(model, config)
     device = torch.device(config.device)
     cuda = device.type == "cuda"
-    amp, chl = cuda and config.amp_bf16, config.channels_last
+    precision = resolve_precision(device, config.amp_bf16)
+    amp, chl = precision == "bf16", config.channels_last
     n = len(train)
     bs = config.batch_size
     steps_per_epoch = n // bs if config.drop_last else math.ceil(n / bs)
@@ -223,10 +252,12 @@ def fit(
             ]
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(config.seed)
-            return _train_loop(
+            result = _train_loop(
                 model, train, val, config, optimizer, device, prep, amp, use_cache,
                 frozen, last, steps_per_epoch, penalty, feature_hook, progress,
             )  # fmt: skip
+        result.precision = precision
+        return result
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from survey_lib.data.base import ImageDataset
+from survey_lib.train.precision import resolve_precision
 
 
 def normalizer(
@@ -74,16 +75,20 @@ def predict_logits(
     std: Sequence[float],
     batch_size: int = 512,
     device: str = "cpu",
-    amp_bf16: bool = True,
+    amp_bf16: bool | None = None,
     channels_last: bool = True,
 ) -> torch.Tensor:
     """Logits of ``model`` (moved to ``device``, evaluated in eval mode) on every image.
+
+    ``amp_bf16`` has :class:`~survey_lib.train.TrainConfig`'s meaning (``None``: bf16 on CUDA,
+    fp32 on the CPU; ``True``: bf16 where the device computes it natively); pass the run's
+    ``config.amp_bf16`` so evaluation uses the training precision.
 
     Returns:
         float32 tensor (N, K) on the CPU. The modules' train/eval modes are restored.
     """
     dev = torch.device(device)
-    cuda = dev.type == "cuda"
+    amp = resolve_precision(dev, amp_bf16) == "bf16"
     model.to(dev)
     scale, shift = normalizer(mean, std, data.images.shape[1], dev)
     modes = [(m, m.training) for m in model.modules()]
@@ -94,7 +99,7 @@ def predict_logits(
             data.images.to(dev),
             lambda raw: model(to_input(raw, scale, shift, channels_last)),
             batch_size,
-            cuda and amp_bf16,
+            amp,
         )
     finally:
         for module, mode in modes:
@@ -110,7 +115,7 @@ def evaluate(
     std: Sequence[float],
     batch_size: int = 512,
     device: str = "cpu",
-    amp_bf16: bool = True,
+    amp_bf16: bool | None = None,
     channels_last: bool = True,
 ) -> dict[str, float]:
     """Mean cross-entropy and top-1 accuracy of ``model`` on ``data`` (eval mode).

@@ -1,0 +1,75 @@
+"""Which floating-point precision a run computes in: bf16 autocast or fp32.
+
+bf16 autocast (``torch.autocast(dtype=torch.bfloat16)``) runs convolutions and matrix products
+in bfloat16, an 8-bit-exponent, 8-bit-significand format (relative rounding error
+:math:`2^{-8} \\approx 0.4\\,\\%`), and keeps parameters, optimiser state, batch-norm
+statistics and the loss in fp32 (mixed precision: Micikevicius et al., "Mixed Precision
+Training", ICLR 2018, https://arxiv.org/abs/1710.03740; bf16: Kalamkar et al., "A Study of
+BFLOAT16 for Deep Learning Training", 2019, https://arxiv.org/abs/1905.12322).
+
+``TrainConfig.amp_bf16`` is tri-state:
+
+* ``None`` (default): bf16 on CUDA, fp32 on the CPU, so CPU protocols written before CPU bf16
+  existed keep computing in fp32;
+* ``True``: bf16 on CUDA and on CPUs with native bf16 arithmetic (AVX-512 BF16 or AMX); fp32
+  on other CPUs (the fallback is recorded in ``FitResult.precision``, never silent);
+* ``False``: fp32 everywhere.
+
+The precision actually used is ``"bf16"`` or ``"fp32"`` (:func:`resolve_precision`); a run's
+record keeps it (``FitResult.precision``), and a protocol that wants bf16 says so in its
+``train`` mapping (``amp_bf16: true``), which makes it part of the run's identity.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("bf16", "fp32")
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (oneDNN's own check, else /proc/cpuinfo flags).
+
+    oneDNN emulates bf16 on CPUs without AVX-512 BF16 / AMX, which is slower than fp32, so
+    only native support counts.
+    """
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if torch.backends.mkldnn.is_available() and check is not None:
+        try:
+            if not bool(check()):
+                return False
+        except RuntimeError:  # pragma: no cover - builds without the op
+            pass
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: trust oneDNN alone
+        return torch.backends.mkldnn.is_available() and check is not None and bool(check())
+    flags = set()
+    for line in info.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return any(flag in flags for flag in _CPU_BF16_FLAGS)
+
+
+def resolve_precision(device: str | torch.device, amp_bf16: bool | None) -> str:
+    """``"bf16"`` or ``"fp32"``: the precision a run on ``device`` uses for ``amp_bf16``.
+
+    Raises:
+        ValueError: ``amp_bf16`` is not ``None``, ``True`` or ``False``.
+    """
+    if not (amp_bf16 is None or isinstance(amp_bf16, bool)):
+        raise ValueError(f"amp_bf16 must be None, True or False, got {amp_bf16!r}")
+    kind = torch.device(device).type
+    if amp_bf16 is False:
+        return "fp32"
+    if kind == "cuda":
+        return "bf16"
+    if kind == "cpu" and amp_bf16 is True and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
