@@ -10,7 +10,9 @@ from sklearn.covariance import LedoitWolf
 from survey_lib.transferability import h_score
 
 
-def _features(n: int, d: int, c: int, seed: int, spread: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def _features(
+    n: int, d: int, c: int, seed: int, spread: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = np.arange(n) % c
     return spread * rng.normal(size=(c, d))[y] + rng.normal(size=(n, d)), y
@@ -39,7 +41,9 @@ def test_issue_example_is_bounded_by_c_minus_one() -> None:
     assert lam > 0.05  # the case where the factor matters
 
 
-@pytest.mark.parametrize(("n", "d", "c", "seed"), [(50, 512, 10, 0), (80, 6, 4, 1), (200, 40, 5, 2)])
+@pytest.mark.parametrize(
+    ("n", "d", "c", "seed"), [(50, 512, 10, 0), (80, 6, 4, 1), (200, 40, 5, 2)]
+)
 def test_equals_the_papers_formula_and_tllib_up_to_n_over_n_minus_one(
     n: int, d: int, c: int, seed: int
 ) -> None:
@@ -64,8 +68,16 @@ def test_fixed_shrinkage_closed_form_on_diagonal_covariances() -> None:
     # the score is (1 - l) b / ((1 - l) s_1 + l mu) along e_1 only.
     d, lam = 4, 0.3
     base = np.array([[1.0, 0, 0, 0], [-1.0, 0, 0, 0]])
-    noise = np.array([[0, 1.0, 0, 0], [0, -1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, -1.0, 0],
-                      [0, 0, 0, 1.0], [0, 0, 0, -1.0]])
+    noise = np.array(
+        [
+            [0, 1.0, 0, 0],
+            [0, -1.0, 0, 0],
+            [0, 0, 1.0, 0],
+            [0, 0, -1.0, 0],
+            [0, 0, 0, 1.0],
+            [0, 0, 0, -1.0],
+        ]
+    )
     f = np.concatenate([base[k] + noise for k in (0, 1)])
     y = np.repeat([0, 1], len(noise))
     sigma = f.T @ f / len(f)
