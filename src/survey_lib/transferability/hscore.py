@@ -108,3 +108,9 @@ def h_score(
     cov_g = (1.0 - float(lam)) * ((means * weights[:, None]).T @ means)
     score = np.trace(np.linalg.pinv(cov_f, rcond=1e-10, hermitian=True) @ cov_g)
     return float(score)
+
+
+def shrinkage_h_score(features: Any, labels: Any, *, num_classes: int) -> float:
+    r"""The regularised H-score of Ibrahim et al. (ECML-PKDD 2022) with the Ledoit--Wolf
+    :math:`\lambda`: ``h_score(..., shrinkage="ledoit-wolf")`` (see :func:`h_score`)."""
+    return h_score(features, labels, num_classes=num_classes, shrinkage="ledoit-wolf")
