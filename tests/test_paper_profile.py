@@ -192,6 +192,8 @@ def _overrides(name: str, options: dict, source: dict) -> dict:
     if name == "yosinski_layer_transfer":
         return {"options": options, "train_per_class": 4, "test_per_class": 2}
     src = json.loads(json.dumps(source))
+    if name == "transferability_ranking":
+        return _zoo_overrides(data, source)
     if name == "kornblith_gains_vs_size":
         targets = [
             {"name": f"cifar100_{rank}", **data, "train_split": "train", "test_split": "test",
@@ -209,6 +211,24 @@ def _overrides(name: str, options: dict, source: dict) -> dict:
     methods = methods["methods"]
     methods["DELTA"] = {"regularizer": "delta_unweighted", "alpha": 0.01, "beta": 0.01}
     return {"source": src, "targets": targets, "methods": methods}
+
+
+def _zoo_overrides(data: dict, source: dict) -> dict:
+    """The ranking study's paper zoo on three local timm weight files (seeded random weights)."""
+    import timm
+
+    folder = Path(source["weights"]).parent
+    zoo = []
+    for seed in range(3):
+        path = folder / f"zoo_resnet18_{seed}.pth"
+        torch.manual_seed(seed)
+        torch.save(timm.create_model("resnet18", pretrained=False, num_classes=1000).state_dict(), path)
+        zoo.append({"name": f"resnet18_{seed}", "kind": "pretrained", "model": "resnet18.tv_in1k",
+                    "weights": str(path), "channels": 3, "source_top1": 69.752 + seed})
+    targets = [{"name": "cifar100", **data, "train_split": "train", "test_split": "test",
+                "test_per_class": 2, "rank": 1}]
+    return {"zoo_models": zoo, "targets": targets, "size": 32, "ks": [2, 4], "finetune_ks": [4],
+            "measures": ["hscore", "leep", "logme", "knn"]}
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))

@@ -37,7 +37,8 @@ import yaml
 from survey_lib.io import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
+NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss",
+             "transferability_ranking")
 SCALES = ("smoke", "cpu", "gpu")
 PROFILES = ("offline", "paper")
 #: Wall-time goals for all three notebooks together, in seconds (issue: smoke < 3 min on the
