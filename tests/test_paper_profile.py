@@ -231,7 +231,13 @@ def _zoo_overrides(data: dict, source: dict) -> dict:
             "measures": ["hscore", "leep", "logme", "knn"]}
 
 
-@pytest.mark.parametrize("name", list(NOTEBOOKS))
+# The zoo study fine-tunes three ResNet-18s on 100 fixture classes: 13 min on the busy 2-core
+# machine, so it runs with the slow tests.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n == "transferability_ranking" else n
+     for n in NOTEBOOKS],
+)
 def test_paper_notebooks_run_end_to_end_on_fixtures(tmp_path: Path, monkeypatch, name: str) -> None:
     """The paper profile's notebooks, unchanged, through `make reproduce`'s driver: only the
     data and weights locations are overridden (no internet here)."""
