@@ -192,6 +192,8 @@ def _overrides(name: str, options: dict, source: dict) -> dict:
     if name == "yosinski_layer_transfer":
         return {"options": options, "train_per_class": 4, "test_per_class": 2}
     src = json.loads(json.dumps(source))
+    if name == "transferability_ranking":
+        return _zoo_overrides(data, source)
     if name == "kornblith_gains_vs_size":
         targets = [
             {"name": f"cifar100_{rank}", **data, "train_split": "train", "test_split": "test",
@@ -211,7 +213,31 @@ def _overrides(name: str, options: dict, source: dict) -> dict:
     return {"source": src, "targets": targets, "methods": methods}
 
 
-@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def _zoo_overrides(data: dict, source: dict) -> dict:
+    """The ranking study's paper zoo on three local timm weight files (seeded random weights)."""
+    import timm
+
+    folder = Path(source["weights"]).parent
+    zoo = []
+    for seed in range(3):
+        path = folder / f"zoo_resnet18_{seed}.pth"
+        torch.manual_seed(seed)
+        torch.save(timm.create_model("resnet18", pretrained=False, num_classes=1000).state_dict(), path)
+        zoo.append({"name": f"resnet18_{seed}", "kind": "pretrained", "model": "resnet18.tv_in1k",
+                    "weights": str(path), "channels": 3, "source_top1": 69.752 + seed})
+    targets = [{"name": "cifar100", **data, "train_split": "train", "test_split": "test",
+                "test_per_class": 2, "rank": 1}]
+    return {"zoo_models": zoo, "targets": targets, "size": 32, "ks": [2, 4], "finetune_ks": [4],
+            "measures": ["hscore", "leep", "logme", "knn"]}
+
+
+# The zoo study fine-tunes three ResNet-18s on 100 fixture classes: 13 min on the busy 2-core
+# machine, so it runs with the slow tests.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n == "transferability_ranking" else n
+     for n in NOTEBOOKS],
+)
 def test_paper_notebooks_run_end_to_end_on_fixtures(tmp_path: Path, monkeypatch, name: str) -> None:
     """The paper profile's notebooks, unchanged, through `make reproduce`'s driver: only the
     data and weights locations are overridden (no internet here)."""

@@ -29,16 +29,22 @@ def _inputs(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 ALL = list_metrics()
 
 
-def test_registry_lists_the_six_metrics_with_their_inputs() -> None:
-    assert ALL == ["hscore", "nce", "leep", "logme", "knn", "linear"]
+FEATURE_METRICS = ["hscore", "logme", "knn", "linear", "hscore_shrinkage", "transrate", "gbc"]
+
+
+def test_registry_lists_the_nine_metrics_with_their_inputs() -> None:
+    assert ALL == ["hscore", "nce", "leep", "logme", "knn", "linear", "hscore_shrinkage",
+                   "transrate", "gbc"]  # fmt: skip
     assert list_metrics("probabilities") == ["nce", "leep"]
-    assert list_metrics("features") == ["hscore", "logme", "knn", "linear"]
+    assert list_metrics("features") == FEATURE_METRICS
     with pytest.raises(ValueError, match="features"):
         list_metrics("logits")  # type: ignore[arg-type]
 
 
 def test_unknown_metric_is_rejected_listing_valid_names() -> None:
-    with pytest.raises(ValueError, match="hscore, nce, leep, logme, knn, linear"):
+    with pytest.raises(
+        ValueError, match="hscore, nce, leep, logme, knn, linear, hscore_shrinkage, transrate, gbc"
+    ):
         get_metric("h-score")
 
 

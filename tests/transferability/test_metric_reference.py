@@ -73,12 +73,8 @@ def test_hscore_shrinkage_options() -> None:
     assert h_score(f, y, num_classes=3, shrinkage=0.0) == pytest.approx(
         h_score(f, y, num_classes=3)
     )
-    # Full shrinkage replaces cov(f) by (tr cov(f) / D) I.
-    fc = f - f.mean(axis=0)
-    means = np.stack([fc[y == c].mean(axis=0) for c in range(3)])
-    between = sum((y == c).mean() * np.outer(means[c], means[c]) for c in range(3))
-    expected = np.trace(between) / (np.trace(fc.T @ fc / 60) / 5)
-    assert h_score(f, y, num_classes=3, shrinkage=1.0) == pytest.approx(expected, rel=1e-10)
+    # Full shrinkage: Sigma_1 = (tr cov(f) / D) I and the between-class term is scaled by 0.
+    assert h_score(f, y, num_classes=3, shrinkage=1.0) == pytest.approx(0.0, abs=1e-12)
     lw = h_score(f, y, num_classes=3, shrinkage="ledoit-wolf")
     assert 0.0 < lw <= h_score(f, y, num_classes=3) * 1.5
     with pytest.raises(ValueError, match="shrinkage"):

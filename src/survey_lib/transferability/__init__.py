@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from survey_lib.transferability.hscore import h_score
+from survey_lib.transferability.gbc import gbc
+from survey_lib.transferability.hscore import h_score, shrinkage_h_score
 from survey_lib.transferability.knn import knn_accuracy
 from survey_lib.transferability.leep import leep
 from survey_lib.transferability.linear import linear_probe_accuracy
@@ -18,9 +19,11 @@ from survey_lib.transferability.logme import logme
 from survey_lib.transferability.nce import nce, nce_from_probabilities
 from survey_lib.transferability.ntg import is_negative_transfer, negative_transfer_gap
 from survey_lib.transferability.registry import MetricSpec, get_metric, list_metrics
+from survey_lib.transferability.transrate import transrate
 
 __all__ = [
     "MetricSpec",
+    "gbc",
     "get_metric",
     "h_score",
     "is_negative_transfer",
@@ -32,6 +35,8 @@ __all__ = [
     "nce",
     "nce_from_probabilities",
     "negative_transfer_gap",
+    "shrinkage_h_score",
+    "transrate",
 ]
 
 

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from survey_lib.transferability.hscore import h_score
+from survey_lib.transferability.gbc import gbc
+from survey_lib.transferability.hscore import h_score, shrinkage_h_score
 from survey_lib.transferability.knn import knn_accuracy
 from survey_lib.transferability.leep import leep
 from survey_lib.transferability.linear import linear_probe_accuracy
 from survey_lib.transferability.logme import logme
 from survey_lib.transferability.nce import nce_from_probabilities
+from survey_lib.transferability.transrate import transrate
 
 MetricInput = Literal["features", "probabilities"]
 
@@ -51,6 +53,11 @@ _REGISTRY: dict[str, MetricSpec] = {
         MetricSpec("logme", logme, "features", "You et al., ICML 2021"),
         MetricSpec("knn", knn_accuracy, "features", "Cover & Hart 1967; Puigcerver et al. 2021"),
         MetricSpec("linear", linear_probe_accuracy, "features", "Kornblith et al., CVPR 2019"),
+        MetricSpec(
+            "hscore_shrinkage", shrinkage_h_score, "features", "Ibrahim et al., ECML-PKDD 2022"
+        ),
+        MetricSpec("transrate", transrate, "features", "Huang et al., ICML 2022"),
+        MetricSpec("gbc", gbc, "features", "Pándy et al., CVPR 2022"),
     )
 }
 
