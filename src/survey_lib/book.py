@@ -165,7 +165,8 @@ def glue_number(name: str, value: Any, digits: int | None = None) -> None:
     Args:
         name: the glue key the Markdown refers to with the `glue:text` role.
         value: a number (NumPy scalars are cast to ``float``).
-        digits: round to this many decimals first, if given.
+        digits: round to this many decimals first, if given; pass the decimals the page shows
+            for values that can be near zero, so the page never shows ``-0.0``.
 
     Returns nothing, so a call ending a cell prints no output.
     """
@@ -173,7 +174,7 @@ def glue_number(name: str, value: Any, digits: int | None = None) -> None:
 
     number = float(value)
     if digits is not None:
-        number = round(number, digits)
+        number = round(number, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
     glue(name, number, display=False)
 
 
@@ -597,10 +598,11 @@ def glue_verdicts(prefix: str, verdicts: pd.DataFrame) -> None:
     """
     table = normalise_verdicts(verdicts)
     for i, row in enumerate(table.itertuples(index=False), start=1):
+        digits = 2 if str(row.unit) in ("rho", "log10 lr") else 1
         glue_text(f"{prefix}_v{i}", row.verdict)
-        glue_number(f"{prefix}_v{i}_mean", row.mean)
-        glue_number(f"{prefix}_v{i}_lo", row.ci_low)
-        glue_number(f"{prefix}_v{i}_hi", row.ci_high)
+        glue_number(f"{prefix}_v{i}_mean", row.mean, digits)
+        glue_number(f"{prefix}_v{i}_lo", row.ci_low, digits)
+        glue_number(f"{prefix}_v{i}_hi", row.ci_high, digits)
     for word, count in verdict_counts(table).items():
         glue_number(f"{prefix}_n_{word.replace(' ', '_')}", count)
     glue_number(f"{prefix}_n_claims", len(table))
@@ -701,7 +703,9 @@ PALETTE: dict[str, str] = {
     "L2-SP+BSS": "#8c564b",
     "DELTA": "#e377c2",
     "StochNorm": "#bcbd22",
-    "none": "#17becf",
+    "Co-Tuning": "#17becf",
+    "ERM (L2)": "#4d4d4d",
+    "none": "#7f7f7f",
     # Kornblith et al. (2019) settings
     "finetune": "#2ca02c",
     "fine_tuned": "#2ca02c",
