@@ -1206,3 +1206,66 @@ def source_links(notebook: str, *csvs: str, page_dir: str = "book") -> str:
     up = "/".join(".." for _ in Path(page_dir).parts)
     parts = [f"{{download}}`{Path(x).name} <{up}/{x}>`" for x in (notebook, *csvs)]
     return "Made by " + ", ".join(parts) + "."
+
+
+_BIB_KEY = r"\b([a-z]+[0-9]{4}[a-z0-9]*)\b"
+
+
+def cite_keys(text: Any) -> str:
+    """``text`` with every bib key (``plested2022survey``) written as a MyST citation, so
+    tables show "Plested and Gedeon (2022)" and link to the bibliography, not a raw key."""
+    import re
+
+    return re.sub(_BIB_KEY, lambda m: f"{{cite:t}}`{m.group(1)}`", str(text))
+
+
+def md_table(
+    df: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    rename: dict[str, str] | None = None,
+    caption: str = "",
+    widths: Sequence[int] | None = None,
+    cite: Sequence[str] = (),
+    digits: int = 1,
+) -> Any:
+    """A MyST list-table of ``df`` for a page (wraps long text; cites bib keys).
+
+    Numbers are shown with :func:`fmt_number` (whole numbers without decimals, ``—`` for
+    missing values, never ``nan`` or ``-0.0``); booleans as yes/no; columns named in ``cite``
+    have their bib keys turned into citations (:func:`cite_keys`).
+
+    Raises:
+        ValueError: a requested column is not in ``df``.
+    """
+    from IPython.display import Markdown
+
+    columns = list(columns) if columns is not None else list(df.columns)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the table; valid: {list(df.columns)}")
+    names = [(rename or {}).get(c, c) for c in columns]
+    head = f":::{{list-table}} {caption}".rstrip()
+    lines = [head, ":header-rows: 1"]
+    if widths:
+        lines.append(":widths: " + " ".join(str(int(w)) for w in widths))
+    lines += ["", "* - " + "\n  - ".join(_md_cell(n) for n in names)]
+
+    def cell(column: str, value: Any) -> str:
+        if column in cite:
+            return cite_keys(value) if isinstance(value, str) else DASH
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        if isinstance(value, (int, float, np.integer, np.floating)) or value is None:
+            number = DASH if value is None else value
+            if number is not DASH and float(number) == round(float(number)):
+                return fmt_number(number, thousands=True)
+            return fmt_number(number, digits)
+        if value is pd.NA:
+            return DASH
+        return _md_cell(value)
+
+    for row in df[columns].itertuples(index=False):
+        lines.append("* - " + "\n  - ".join(cell(c, v) for c, v in zip(columns, row)))
+    lines.append(":::")
+    return Markdown("\n".join(lines) + "\n")
