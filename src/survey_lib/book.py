@@ -771,7 +771,7 @@ def fmt_number(value: Any, digits: int = 1, *, thousands: bool = False) -> str:
     Integers that are whole (image counts) print without decimals, with thin-space-free
     comma separators when ``thousands`` is set. Booleans print as ``yes`` / ``no``.
     """
-    if value is None or (isinstance(value, str) and value.strip() == ""):
+    if value is None or value is pd.NA or (isinstance(value, str) and value.strip() == ""):
         return DASH
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
@@ -1204,8 +1204,11 @@ def source_links(notebook: str, *csvs: str, page_dir: str = "book") -> str:
     Returns MyST Markdown with ``{download}`` links (the files are copied into the built book).
     """
     up = "/".join(".." for _ in Path(page_dir).parts)
-    parts = [f"{{download}}`{Path(x).name} <{up}/{x}>`" for x in (notebook, *csvs)]
-    return "Made by " + ", ".join(parts) + "."
+    links = [f"{{download}}`{Path(x).name} <{up}/{x}>`" for x in (notebook, *csvs)]
+    text = f"The next figure is drawn from the results of {links[0]}"
+    if len(links) > 1:
+        text += " (" + ", ".join(links[1:]) + ")"
+    return text + "."
 
 
 _BIB_KEY = r"\b([a-z]+[0-9]{4}[a-z0-9]*)\b"
@@ -1256,13 +1259,13 @@ def md_table(
             return cite_keys(value) if isinstance(value, str) else DASH
         if isinstance(value, (bool, np.bool_)):
             return "yes" if value else "no"
-        if isinstance(value, (int, float, np.integer, np.floating)) or value is None:
-            number = DASH if value is None else value
-            if number is not DASH and float(number) == round(float(number)):
+        if value is None or value is pd.NA:
+            return DASH
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            number = float(value)
+            if math.isfinite(number) and number == round(number):
                 return fmt_number(number, thousands=True)
             return fmt_number(number, digits)
-        if value is pd.NA:
-            return DASH
         return _md_cell(value)
 
     for row in df[columns].itertuples(index=False):
