@@ -1111,11 +1111,11 @@ def findings_dashboard(page_dir: str = "book", root: str | os.PathLike[str] | No
         + ", ".join(f"{counts[w]} {w}" for w in OUTCOMES)
         + ".",
         "",
-        "| # | claim | paper | our estimate [95 % interval] | verdict | bound | seeds needed "
+        "| claim | paper | our estimate [95 % interval] | verdict | bound · seeds needed "
         "| evidence |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
-    for i, row in enumerate(table.itertuples(index=False), start=1):
+    for row in table.itertuples(index=False):
         papers = ",".join(k for k in str(row.papers).split(",") if k)
         cite = f"{{cite:t}}`{papers}`" if papers else DASH
         unit = "" if str(row.unit) in ("nan", "") else str(row.unit)
@@ -1127,10 +1127,11 @@ def findings_dashboard(page_dir: str = "book", root: str | os.PathLike[str] | No
         bound = row.bound_text if isinstance(row.bound_text, str) and row.bound_text else DASH
         variant = f" ({row.variant})" if row.variant else ""
         fragile = " (fragile)" if row.fragile is True or str(row.fragile) == "True" else ""
-        link = f"{{doc}}`{row.experiment}{variant} <{up}/{row.doc}>`"
+        number = str(row.claim).split(".")[0]
+        link = f"{{doc}}`claim {number}{variant} <{up}/{row.doc}>`"
         lines.append(
-            f"| {i} | {_md_cell(_claim_words(row.claim))} | {cite} | {estimate} "
-            f"| **{row.verdict}**{fragile} | {_md_cell(bound)} | {_seeds(row.seeds_needed)} "
+            f"| {_md_cell(_claim_words(row.claim))} | {cite} | {estimate} "
+            f"| **{row.verdict}**{fragile} | {_md_cell(bound)} · {_seeds(row.seeds_needed)} "
             f"| {link} |"
         )
     lines += [
