@@ -224,7 +224,8 @@ def test_pages_in_browser(server: str, driver, chapters) -> None:
             if parsed.netloc == host and parsed.scheme.startswith("http"):
                 links.add(parsed._replace(fragment="", query="").geturl())
         stem = Path(page).stem
-        if page.startswith("book/") and stem in chapters:
+        # chapters only (book/<stem>.html), not the API pages of the same stem (book/api/...)
+        if Path(page).parent.as_posix() == "book" and stem in chapters:
             produced = driver.execute_script(
                 "return document.querySelectorAll("
                 "'.cell_output img, .cell_output table, figure img[src*=\"_images\"]').length;"
