@@ -165,7 +165,8 @@ def glue_number(name: str, value: Any, digits: int | None = None) -> None:
     Args:
         name: the glue key the Markdown refers to with the `glue:text` role.
         value: a number (NumPy scalars are cast to ``float``).
-        digits: round to this many decimals first, if given.
+        digits: round to this many decimals first, if given; pass the decimals the page shows
+            for values that can be near zero, so the page never shows ``-0.0``.
 
     Returns nothing, so a call ending a cell prints no output.
     """
@@ -173,7 +174,7 @@ def glue_number(name: str, value: Any, digits: int | None = None) -> None:
 
     number = float(value)
     if digits is not None:
-        number = round(number, digits)
+        number = round(number, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
     glue(name, number, display=False)
 
 
@@ -537,72 +538,74 @@ def t_summary(df: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*by, "mean", "ci_low", "ci_high", "n"])
 
 
-VERDICT_COLOURS = {
-    "reproduced": "#d7f0d2",
-    "not reproduced": "#f8d4d0",
-    "inconclusive": "#f3efc9",
-}
-"""Background colour of each verdict in :func:`verdict_styler`."""
+def verdict_styler(verdicts: pd.DataFrame, digits: int = 1):
+    """A verdict table (either format of ``verdicts*.csv``, see :func:`normalise_verdicts`) for
+    a page.
 
-
-def verdict_styler(verdicts: pd.DataFrame, precision: int = 3):
-    """A verdict table (as written by the reproduction notebooks' ``verdicts.csv``) for a page.
-
-    Shows ``claim``, ``verdict``, the estimate with its 95 % t-interval, ``n`` (seeds) and the
-    decision ``rule``, with the verdict cell coloured.
+    Shows ``claim``, ``verdict``, the estimate with its 95 % t-interval in the table's unit
+    (accuracy differences in percentage points), ``n`` (seeds), the effect bound and seeds
+    needed (``—`` for tables written before they existed) and the decision ``rule``, with the
+    verdict cell coloured.
 
     Args:
-        verdicts: columns ``claim``, ``rule``, ``mean``, ``ci_low``, ``ci_high``, ``n``,
-            ``verdict``.
-        precision: decimals shown for the estimate and interval.
+        verdicts: a verdict table.
+        digits: decimals shown for point estimates (correlations and log-lrs get two).
 
     Returns:
         A :class:`pandas.io.formats.style.Styler`.
     """
-    needed = ["claim", "rule", "mean", "ci_low", "ci_high", "n", "verdict"]
-    missing = [c for c in needed if c not in verdicts.columns]
-    if missing:
-        raise ValueError(f"a verdict table needs columns {needed}; missing {missing}")
-    unknown = sorted(set(verdicts["verdict"]) - set(VERDICT_COLOURS))
+    table = normalise_verdicts(verdicts)
+    unknown = sorted(set(table["verdict"]) - set(OUTCOME_COLOURS))
     if unknown:
-        raise ValueError(f"unknown verdicts {unknown}; valid: {sorted(VERDICT_COLOURS)}")
-    fmt = f"{{:.{precision}f}}"
+        raise ValueError(f"unknown verdicts {unknown}; valid: {sorted(OUTCOME_COLOURS)}")
+
+    def places(unit: Any) -> int:
+        return 2 if str(unit) in ("rho", "log10 lr") else digits
+
     shown = pd.DataFrame(
         {
-            "claim": verdicts["claim"],
-            "verdict": verdicts["verdict"],
-            "estimate": [fmt.format(float(m)) for m in verdicts["mean"]],
-            "95 % interval": [
-                f"[{fmt.format(float(lo))}, {fmt.format(float(hi))}]"
-                for lo, hi in zip(verdicts["ci_low"], verdicts["ci_high"])
+            "claim": table["claim"],
+            "verdict": table["verdict"],
+            "estimate [95 % interval]": [
+                fmt_interval(m, lo, hi, places(u), "" if str(u) == "nan" else str(u))
+                if int(n) > 0
+                else "not run"
+                for m, lo, hi, u, n in zip(
+                    table["mean"], table["ci_low"], table["ci_high"], table["unit"], table["n"]
+                )
             ],
-            "n": verdicts["n"].astype(int),
-            "rule": verdicts["rule"],
+            "n": table["n"].astype(int),
+            "bound": [b if isinstance(b, str) and b else DASH for b in table["bound_text"]],
+            "seeds needed": [_seeds(v) for v in table["seeds_needed"]],
+            "rule": table["rule"],
         }
     )
     return (
         shown.style.hide(axis="index")
-        .map(lambda v: f"background-color: {VERDICT_COLOURS.get(v, '')}", subset=["verdict"])
+        .map(lambda v: f"background-color: {OUTCOME_COLOURS.get(v, '')}", subset=["verdict"])
         .set_properties(subset=["rule"], **{"font-size": "0.8em"})
     )
 
 
 def glue_verdicts(prefix: str, verdicts: pd.DataFrame) -> None:
-    """Glue each claim's verdict text and estimate for the prose.
+    """Glue each claim's verdict word and estimate (in the table's unit) for the prose.
 
-    For claim ``i`` (1-based, in file order) glues ``<prefix>_v<i>`` (the verdict text) and
-    ``<prefix>_v<i>_mean``, ``_lo``, ``_hi`` (floats); the counts ``<prefix>_n_reproduced``,
-    ``<prefix>_n_not_reproduced``, ``<prefix>_n_inconclusive`` and ``<prefix>_n_claims``.
+    For claim ``i`` (1-based, in file order) glues ``<prefix>_v<i>`` (the verdict word, see
+    :data:`OUTCOMES`) and ``<prefix>_v<i>_mean``, ``_lo``, ``_hi`` (floats in the unit of
+    :func:`normalise_verdicts`: points for accuracy differences); the counts
+    ``<prefix>_n_<word>`` for every word of :data:`OUTCOMES` (spaces as ``_``) and
+    ``<prefix>_n_claims``.
     """
-    for i, row in enumerate(verdicts.itertuples(index=False), start=1):
+    table = normalise_verdicts(verdicts)
+    for i, row in enumerate(table.itertuples(index=False), start=1):
+        digits = 2 if str(row.unit) in ("rho", "log10 lr") else 1
         glue_text(f"{prefix}_v{i}", row.verdict)
-        glue_number(f"{prefix}_v{i}_mean", row.mean)
-        glue_number(f"{prefix}_v{i}_lo", row.ci_low)
-        glue_number(f"{prefix}_v{i}_hi", row.ci_high)
-    for verdict in VERDICT_COLOURS:
-        key = verdict.replace(" ", "_")
-        glue_number(f"{prefix}_n_{key}", int((verdicts["verdict"] == verdict).sum()))
-    glue_number(f"{prefix}_n_claims", len(verdicts))
+        glue_number(f"{prefix}_v{i}_mean", row.mean, digits)
+        glue_number(f"{prefix}_v{i}_lo", row.ci_low, digits)
+        glue_number(f"{prefix}_v{i}_hi", row.ci_high, digits)
+    for word, count in verdict_counts(table).items():
+        glue_number(f"{prefix}_n_{word.replace(' ', '_')}", count)
+    glue_number(f"{prefix}_n_claims", len(table))
 
 
 def facts_admonition(title: str, facts: dict[str, str], *, note: str = "") -> Any:
@@ -660,8 +663,9 @@ def claim_verdicts(refs: str) -> pd.DataFrame:
             "ci_low": math.nan,
             "ci_high": math.nan,
             "n": 0,
+            "unit": "",
         }
-        verdicts = read_result_file(experiment, "verdicts.csv")
+        verdicts = read_verdicts(experiment)
         if verdicts is not None:
             match = verdicts[verdicts["claim"].astype(str).str.startswith(f"{number}.")]
             if len(match) != 1:
@@ -671,7 +675,601 @@ def claim_verdicts(refs: str) -> pd.DataFrame:
                 )
             found = match.iloc[0]
             row.update(
-                {k: found[k] for k in ("claim", "verdict", "mean", "ci_low", "ci_high", "n")}
+                {
+                    k: found[k]
+                    for k in ("claim", "verdict", "mean", "ci_low", "ci_high", "n", "unit")
+                }
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# One palette for the whole book (chapters and reproduction notebooks)
+# --------------------------------------------------------------------------------------------
+
+PALETTE: dict[str, str] = {
+    # Yosinski et al. (2014) layer-transfer conditions
+    "baseB": "#4d4d4d",
+    "BnB": "#1f77b4",
+    "BnB+": "#6baed6",
+    "AnB": "#d62728",
+    "AnB+": "#ff7f0e",
+    "random": "#969696",
+    # fine-tuning regularisers (L2-SP, BSS, DELTA, ...)
+    "L2": "#4d4d4d",
+    "L2-SP": "#2ca02c",
+    "BSS": "#9467bd",
+    "L2-SP+BSS": "#8c564b",
+    "DELTA": "#e377c2",
+    "StochNorm": "#bcbd22",
+    "Co-Tuning": "#17becf",
+    "ERM (L2)": "#4d4d4d",
+    "none": "#7f7f7f",
+    # Kornblith et al. (2019) settings
+    "finetune": "#2ca02c",
+    "fine_tuned": "#2ca02c",
+    "linear": "#1f77b4",
+    "logistic_regression": "#1f77b4",
+    "scratch": "#d62728",
+    "random_init": "#d62728",
+    # targets of the offline similarity ladder, nearest to farthest from the Latin-glyph source
+    "latin_train_fonts": "#08306b",
+    "latin_unseen_fonts": "#2171b5",
+    "greek": "#6a51a3",
+    "greek_cyrillic": "#6a51a3",
+    "cyrillic": "#9e9ac8",
+    "digits": "#e6550d",
+    "fashion_mnist": "#a63603",
+}
+"""The colour of every condition, method and target the book plots, on every page.
+
+Chapters and notebooks pass it to seaborn as ``palette=PALETTE`` (seaborn ignores keys a plot
+does not use) or look single colours up with :func:`colour`, so AnB, L2-SP or a ladder target
+has the same colour in a chapter and in the reproduction notebook it comes from.
+"""
+
+
+def colour(name: str) -> str:
+    """The :data:`PALETTE` colour of condition, method or target ``name``.
+
+    Raises:
+        ValueError: ``name`` has no colour; the message lists the names that have one.
+    """
+    if name not in PALETTE:
+        raise ValueError(f"no book colour for {name!r}; names with a colour: {sorted(PALETTE)}")
+    return PALETTE[name]
+
+
+def palette_for(names: Iterable[str]) -> dict[str, str]:
+    """``{name: colour(name)}`` for each of ``names`` (for seaborn's ``palette=``)."""
+    return {str(n): colour(str(n)) for n in dict.fromkeys(names)}
+
+
+def clip_band(low: Any, high: Any, *, lower: float | None = None, upper: float | None = None):
+    """Clip a confidence band to the values the quantity can take (e.g. accuracy in [0, 1]).
+
+    Returns:
+        ``(low, high)`` as NumPy arrays, each clipped to ``[lower, upper]``.
+    """
+    lo = np.clip(np.asarray(low, dtype=float), lower, upper)
+    hi = np.clip(np.asarray(high, dtype=float), lower, upper)
+    return lo, hi
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers and words for pages: one unit per quantity, no "nan", no "-0.0"
+# --------------------------------------------------------------------------------------------
+
+DASH = "—"
+"""What a page shows for a value that does not exist (never ``nan``)."""
+
+
+def fmt_number(value: Any, digits: int = 1, *, thousands: bool = False) -> str:
+    """``value`` with ``digits`` decimals, ``—`` for missing values, never ``-0.0``.
+
+    Integers that are whole (image counts) print without decimals, with thin-space-free
+    comma separators when ``thousands`` is set. Booleans print as ``yes`` / ``no``.
+    """
+    if value is None or value is pd.NA or (isinstance(value, str) and value.strip() == ""):
+        return DASH
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    number = float(value)
+    if math.isnan(number):
+        return DASH
+    if math.isinf(number):
+        return "∞" if number > 0 else "−∞"
+    if thousands and number == round(number):
+        return f"{int(round(number)):,}"
+    text = f"{number:.{digits}f}"
+    if float(text) == 0.0:
+        text = text.lstrip("-")
+    return text.replace("-", "−")
+
+
+def fmt_interval(mean: Any, low: Any, high: Any, digits: int = 1, unit: str = "") -> str:
+    """``"m [lo, hi] unit"``, or ``—`` when the estimate is missing."""
+    if fmt_number(mean) == DASH:
+        return DASH
+    text = f"{fmt_number(mean, digits)} [{fmt_number(low, digits)}, {fmt_number(high, digits)}]"
+    return f"{text} {unit}".strip()
+
+
+def direction(
+    low: float,
+    high: float,
+    *,
+    above: str,
+    below: str,
+    neither: str,
+    threshold: float = 0.0,
+) -> str:
+    """The word a page may use for an interval ``[low, high]`` against ``threshold``.
+
+    ``above`` when the whole interval lies above the threshold, ``below`` when it lies wholly
+    below, else ``neither``. Prose glues this word (:func:`glue_direction`) instead of typing a
+    direction, so it cannot contradict the numbers it cites.
+    """
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return neither
+    if float(low) > threshold:
+        return above
+    if float(high) < threshold:
+        return below
+    return neither
+
+
+def glue_direction(name: str, low: float, high: float, **words: Any) -> str:
+    """Glue :func:`direction` under ``name``; return the word."""
+    word = direction(low, high, **words)
+    glue_text(name, word)
+    return word
+
+
+def trend(values: Sequence[float], *, rising: str, falling: str, mixed: str) -> str:
+    """``rising`` if ``values`` only go up, ``falling`` if they only go down, else ``mixed``."""
+    steps = np.diff(np.asarray(values, dtype=float))
+    if len(steps) and (steps > 0).all():
+        return rising
+    if len(steps) and (steps < 0).all():
+        return falling
+    return mixed
+
+
+def check_claim(ok: bool, claim: str) -> None:
+    """Fail the build when the prose claim ``claim`` no longer matches the data it cites.
+
+    Chapters call this in the cell that computes the numbers a sentence relies on.
+
+    Raises:
+        AssertionError: naming the claim, so the page's text can be corrected.
+    """
+    if not bool(ok):
+        raise AssertionError(f"the page says {claim!r}, but the numbers it cites do not")
+
+
+# --------------------------------------------------------------------------------------------
+# Verdict tables of both formats, and the findings dashboard
+# --------------------------------------------------------------------------------------------
+
+OUTCOMES = ("reproduced", "absent at this scale", "reversed", "inconclusive")
+"""The verdict words of :mod:`survey_lib.experiments.verdicts` (issue 11), in display order."""
+
+OUTCOME_COLOURS = {
+    "reproduced": "#d7f0d2",
+    "absent at this scale": "#dde8f5",
+    "reversed": "#f8d4d0",
+    "inconclusive": "#f3efc9",
+}
+"""Background colour of each verdict word on a page."""
+
+NEW_VERDICT_COLUMNS = (
+    "unit",
+    "sesoi",
+    "sesoi_rule",
+    "sd",
+    "mde",
+    "seeds_needed",
+    "fragile",
+    "complete",
+    "method",
+    "bound_text",
+)
+"""Columns the new verdict tables add to ``claim, rule, mean, ci_low, ci_high, n, verdict``."""
+
+
+def _predicted_side(rule: str) -> str | None:
+    """``"+"`` / ``"-"`` for an old rule's first part ("... > 0 with its ... above 0"), else None
+    (equality claims, unparsable rules)."""
+    import re
+
+    first = str(rule).split("] AND [")[0]
+    match = re.search(r"\s([<>])\s*(-?[0-9.]+)\s+with its 95 % t-interval (above|below)", first)
+    if not match:
+        return None
+    return "+" if match.group(1) == ">" else "-"
+
+
+def migrate_outcome(old: str, rule: str = "", low: float = math.nan, high: float = math.nan) -> str:
+    """The new verdict word for a row of a verdict table committed before issue 11.
+
+    ``reproduced`` and ``inconclusive`` keep their words. ``not reproduced`` becomes
+    ``reversed`` when the row's interval lies wholly on the wrong side of 0 for the predicted
+    direction parsed from ``rule`` (or, for an equality claim, when the old rule put it wholly
+    outside its band), and ``inconclusive`` otherwise. New words pass through unchanged.
+
+    Raises:
+        ValueError: ``old`` is no verdict word of either format.
+    """
+    old = str(old).strip()
+    if old in OUTCOMES:
+        return old
+    if old != "not reproduced":
+        valid = [*OUTCOMES, "not reproduced"]
+        raise ValueError(f"unknown verdict {old!r}; valid: {valid}")
+    side = _predicted_side(rule)
+    if side is None:
+        return "reversed" if "within" in str(rule) else "inconclusive"
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return "inconclusive"
+    if side == "+" and float(high) < 0:
+        return "reversed"
+    if side == "-" and float(low) > 0:
+        return "reversed"
+    return "inconclusive"
+
+
+def _old_unit(rule: str) -> str:
+    text = str(rule)
+    if "Spearman" in text or "rank" in text.lower() and "correlation" in text.lower():
+        return "rho"
+    if "log10" in text:
+        return "log10 lr"
+    return "accuracy"
+
+
+def normalise_verdicts(table: pd.DataFrame, where: str = "verdict table") -> pd.DataFrame:
+    """A verdict table of either format, in the new format's columns, words and units.
+
+    Old tables (no ``sesoi`` column, written before issue 11) get the new verdict words
+    (:func:`migrate_outcome`), accuracy differences converted from fractions to percentage
+    points (``unit = "points"``: 0.01 accuracy = 1.0 point), and missing values for the columns
+    they lack. The word as written is kept in ``verdict_as_written``; ``format`` says which.
+
+    Raises:
+        ValueError: the table lacks a column every format has.
+    """
+    needed = ["claim", "rule", "mean", "ci_low", "ci_high", "n", "verdict"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where}: a verdict table needs columns {needed}; missing {missing}")
+    if "verdict_as_written" in table.columns:
+        return table
+    df = table.copy()
+    df["verdict_as_written"] = df["verdict"]
+    if "sesoi" not in df.columns:
+        df["verdict"] = [
+            migrate_outcome(v, r, lo, hi)
+            for v, r, lo, hi in zip(df["verdict"], df["rule"], df["ci_low"], df["ci_high"])
+        ]
+        df["unit"] = [_old_unit(r) for r in df["rule"]]
+        accuracy = df["unit"] == "accuracy"
+        for col in ("mean", "ci_low", "ci_high"):
+            values = df[col].astype(float)
+            df[col] = values.where(~accuracy, values * 100.0)
+        df.loc[accuracy, "unit"] = "points"
+        for col in NEW_VERDICT_COLUMNS:
+            if col not in df.columns:
+                df[col] = math.nan
+        df["format"] = "old"
+    else:
+        df["verdict"] = [migrate_outcome(v) for v in df["verdict"]]
+        df["format"] = "new"
+    return df
+
+
+def read_verdict_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a committed ``verdicts*.csv`` of either format via :func:`normalise_verdicts`."""
+    path = Path(path)
+    return normalise_verdicts(pd.read_csv(path), str(path))
+
+
+def read_verdicts(name: str, filename: str = "verdicts.csv") -> pd.DataFrame | None:
+    """Experiment ``name``'s committed verdict table (normalised), or ``None`` if absent."""
+    path = experiment_dir(name) / filename
+    return read_verdict_table(path) if path.is_file() else None
+
+
+EXPERIMENT_PAPERS = {
+    "yosinski_layer_transfer": "yosinski2014transferable",
+    "kornblith_gains_vs_size": "kornblith2019better",
+    "l2sp_vs_bss": "li2018l2sp,chen2019bss",
+    "transferability_ranking": "you2021logme",
+}
+"""The bib keys of the paper(s) whose claims each reproduction tests."""
+
+
+def verdict_files(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Every committed verdict table the book shows: ``<results>/<scale>/*/verdicts*.csv``, one
+    scale per experiment (``gpu`` over ``cpu``, as :func:`experiment_dir`), discovered on disk so
+    a new reproduction appears without editing the book."""
+    base = Path(root) if root is not None else REPO_ROOT / "results"
+    chosen: dict[str, Path] = {}
+    if root is None and os.environ.get("RESULTS_DIR"):
+        return sorted(results_dir().glob("*/verdicts*.csv"))
+    for scale in reversed(SCALES_BY_PREFERENCE):
+        for folder in sorted(p for p in (base / scale).glob("*") if p.is_dir()):
+            if list(folder.glob("verdicts*.csv")):
+                chosen[folder.name] = folder
+    return [f for name in sorted(chosen) for f in sorted(chosen[name].glob("verdicts*.csv"))]
+
+
+def _notebook_title(folder: Path) -> str:
+    path = folder / "executed.ipynb"
+    if path.is_file():
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        except json.JSONDecodeError:
+            cells = []
+        for cell in cells:
+            if cell.get("cell_type") == "markdown":
+                for line in "".join(cell.get("source", "")).splitlines():
+                    if line.startswith("# "):
+                        return line[2:].strip()
+    return folder.name.replace("_", " ")
+
+
+def findings(root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Every tested claim of every committed reproduction, one row each (the dashboard's data).
+
+    Returns:
+        ``experiment``, ``table`` (the verdict file's name), ``variant`` (``""`` or what follows
+        ``verdicts_``), ``scale``, ``title`` (the notebook's heading), ``papers`` (bib keys),
+        ``doc`` (the executed notebook's page, relative to the repository root, no suffix) and
+        every column of :func:`read_verdict_table`.
+    """
+    frames = []
+    for path in verdict_files(root):
+        table = read_verdict_table(path)
+        folder = path.parent
+        variant = path.stem.removeprefix("verdicts").lstrip("_")
+        frames.append(
+            table.assign(
+                experiment=folder.name,
+                table=path.name,
+                variant=variant,
+                scale=folder.parent.name,
+                title=_notebook_title(folder),
+                papers=EXPERIMENT_PAPERS.get(folder.name, ""),
+                doc=relative(folder / "executed"),
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=["experiment", "claim", "verdict"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _claim_words(claim: str) -> str:
+    head, sep, rest = str(claim).partition(". ")
+    return rest if sep and head.isdigit() else str(claim)
+
+
+def _seeds(value: Any) -> str:
+    if value is None:
+        return DASH
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return DASH
+    if math.isnan(number):
+        return DASH
+    if math.isinf(number):
+        return "never at this spread"
+    return f"{math.ceil(number):d}"
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many claims of ``table`` have each verdict word (all of :data:`OUTCOMES`)."""
+    return {word: int((table["verdict"] == word).sum()) for word in OUTCOMES}
+
+
+def findings_dashboard(page_dir: str = "book", root: str | os.PathLike[str] | None = None) -> Any:
+    """The findings dashboard: every tested claim in one MyST table, with the counts.
+
+    Columns: claim in plain words, paper(s), our estimate with its 95 % interval and unit, the
+    verdict, the effect bound (``bound_text``) and the seeds needed to decide (``—`` for tables
+    written before they existed), and a link to the evidence (the executed notebook). Generated
+    from :func:`findings`, never typed.
+
+    Args:
+        page_dir: the folder of the page showing it, relative to the repository root (links are
+            relative to it).
+    """
+    from IPython.display import Markdown
+
+    table = findings(root)
+    if not len(table) or "claim" not in table or table["claim"].isna().all():
+        return Markdown(
+            ":::{admonition} No verdicts committed yet\n:class: warning\n\n"
+            "Run `make reproduce` to produce them.\n:::\n"
+        )
+    up = "/".join(".." for _ in Path(page_dir).parts)
+    counts = verdict_counts(table)
+    experiments = table["experiment"].nunique()
+    lines = [
+        f"**{len(table)} claims** tested by {experiments} reproductions: "
+        + ", ".join(f"{counts[w]} {w}" for w in OUTCOMES)
+        + ".",
+        "",
+        "| claim | paper | our estimate [95 % interval] | verdict | bound · seeds needed "
+        "| evidence |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in table.itertuples(index=False):
+        papers = ",".join(k for k in str(row.papers).split(",") if k)
+        cite = f"{{cite:t}}`{papers}`" if papers else DASH
+        unit = "" if str(row.unit) in ("nan", "") else str(row.unit)
+        digits = 2 if unit in ("rho", "log10 lr") else 1
+        estimate = fmt_interval(row.mean, row.ci_low, row.ci_high, digits, unit)
+        if int(row.n) == 0:
+            rule = _md_cell(row.rule)
+            estimate = rule if rule.startswith("not run") else f"not run ({rule})"
+        bound = row.bound_text if isinstance(row.bound_text, str) and row.bound_text else DASH
+        variant = f" ({row.variant})" if row.variant else ""
+        fragile = " (fragile)" if row.fragile is True or str(row.fragile) == "True" else ""
+        number = str(row.claim).split(".")[0]
+        link = f"{{doc}}`claim {number}{variant} <{up}/{row.doc}>`"
+        lines.append(
+            f"| {_md_cell(_claim_words(row.claim))} | {cite} | {estimate} "
+            f"| **{row.verdict}**{fragile} | {_md_cell(bound)} · {_seeds(row.seeds_needed)} "
+            f"| {link} |"
+        )
+    lines += [
+        "",
+        "Verdict words ({ref}`sec-glossary-verdicts`): *reproduced*, the interval lies wholly on "
+        "the side the paper predicts; *absent at this scale*, wholly inside the smallest effect "
+        "of interest; *reversed*, wholly on the other side; *inconclusive*, otherwise. Tables "
+        "written before the effect bounds existed show — for the bound and the seeds needed.",
+    ]
+    return Markdown("\n".join(lines) + "\n")
+
+
+def reproduce_box(
+    name: str, *, exercises: Sequence[str] = (), profile: str = "offline"
+) -> Any:
+    """The "Reproduce this page" admonition for reproduction ``name``.
+
+    Lists the command, the protocol file, the scale and seeds the page shows, the wall time
+    (``driver.json``'s ``seconds``), the seeds needed to settle each undecided claim (from the
+    verdict tables' ``seeds_needed``; ``—`` before those exist) and ``exercises``.
+    """
+    from IPython.display import Markdown
+
+    driver = read_driver(name) or {}
+    params = driver.get("parameters") or {}
+    scale = str(driver.get("scale") or params.get("scale") or "cpu")
+    profile = str(driver.get("profile") or profile)
+    protocol = f"notebooks/params/{name}/{scale}.yaml"
+    if profile != "offline":
+        protocol += f" + notebooks/params/{name}/paper-{scale}.yaml"
+    seeds = params.get("seeds")
+    seeds_text = ", ".join(str(s) for s in seeds) if isinstance(seeds, list) else DASH
+    seconds = driver.get("seconds")
+    wall = f"{float(seconds) / 60:.1f} min" if seconds is not None else DASH
+    device = DASH
+    try:
+        device = experiment_provenance(experiment_dir(name))["device"] or DASH
+    except ValueError:
+        pass
+    lines = [
+        ":::{admonition} Reproduce this page",
+        ":class: tip",
+        "",
+        f"- **Command:** `python -m survey_lib.reproduce --scale {scale} --profile {profile} "
+        f"--only {name}` (or `make reproduce SCALE={scale} ONLY={name}`)",
+        f"- **Protocol:** `{protocol}`",
+        f"- **Shown here:** scale `{scale}`, profile `{profile}`, seeds {seeds_text}",
+        f"- **Wall time:** {wall} on {device}",
+    ]
+    undecided = [
+        row
+        for row in findings().itertuples(index=False)
+        if row.experiment == name and row.verdict == "inconclusive"
+    ]
+    if undecided:
+        lines.append("- **Seeds needed to settle the undecided claims:**")
+        for row in undecided:
+            variant = f" ({row.variant})" if row.variant else ""
+            head = str(row.claim).split(".")[0]
+            lines.append(f"  - claim {head}{variant}: {_seeds(row.seeds_needed)}")
+    if exercises:
+        lines += ["", "**Exercises**", ""]
+        lines += [f"{i}. {text}" for i, text in enumerate(exercises, start=1)]
+    lines.append(":::")
+    return Markdown("\n".join(lines) + "\n")
+
+
+def source_links(notebook: str, *csvs: str, page_dir: str = "book") -> str:
+    """A caption line linking the notebook and CSV files a figure came from (repository paths).
+
+    Returns MyST Markdown with ``{download}`` links (the files are copied into the built book).
+    """
+    up = "/".join(".." for _ in Path(page_dir).parts)
+    links = [f"{{download}}`{Path(x).name} <{up}/{x}>`" for x in (notebook, *csvs)]
+    text = f"The next figure is drawn from the results of {links[0]}"
+    if len(links) > 1:
+        text += " (" + ", ".join(links[1:]) + ")"
+    return text + "."
+
+
+_BIB_KEY = r"\b([a-z]+[0-9]{4}[a-z0-9]*)\b"
+
+
+def cite_keys(text: Any) -> str:
+    """``text`` with every bib key (``plested2022survey``) written as a MyST citation, so
+    tables show "Plested and Gedeon (2022)" and link to the bibliography, not a raw key."""
+    import re
+
+    return re.sub(_BIB_KEY, lambda m: f"{{cite:t}}`{m.group(1)}`", str(text))
+
+
+def md_table(
+    df: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+    *,
+    rename: dict[str, str] | None = None,
+    caption: str = "",
+    widths: Sequence[int] | None = None,
+    cite: Sequence[str] = (),
+    digits: int = 1,
+) -> Any:
+    """A MyST list-table of ``df`` for a page (wraps long text; cites bib keys).
+
+    Numbers are shown with :func:`fmt_number` (whole numbers without decimals, ``—`` for
+    missing values, never ``nan`` or ``-0.0``); booleans as yes/no; columns named in ``cite``
+    have their bib keys turned into citations (:func:`cite_keys`).
+
+    Raises:
+        ValueError: a requested column is not in ``df``.
+    """
+    from IPython.display import Markdown
+
+    columns = list(columns) if columns is not None else list(df.columns)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns {missing} not in the table; valid: {list(df.columns)}")
+    names = [(rename or {}).get(c, c) for c in columns]
+    head = f":::{{list-table}} {caption}".rstrip()
+    lines = [head, ":header-rows: 1"]
+    if widths:
+        lines.append(":widths: " + " ".join(str(int(w)) for w in widths))
+    lines += ["", "* - " + "\n  - ".join(_md_cell(n) for n in names)]
+
+    def cell(column: str, value: Any) -> str:
+        if column in cite:
+            return cite_keys(value) if isinstance(value, str) else DASH
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        if value is None or value is pd.NA:
+            return DASH
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            number = float(value)
+            if math.isfinite(number) and number == round(number):
+                return fmt_number(number, thousands=True)
+            return fmt_number(number, digits)
+        return _md_cell(value)
+
+    for row in df[columns].itertuples(index=False):
+        lines.append("* - " + "\n  - ".join(cell(c, v) for c, v in zip(columns, row)))
+    lines.append(":::")
+    return Markdown("\n".join(lines) + "\n")

@@ -94,9 +94,11 @@ def _verdicts() -> pd.DataFrame:
 
 def test_verdict_styler_formats_and_rejects_unknown_verdicts() -> None:
     html = book.verdict_styler(_verdicts()).to_html()
-    assert "[0.100, 0.900]" in html and book.VERDICT_COLOURS["reproduced"] in html
+    # old-format accuracy differences are shown in points (×100), one decimal, no "nan"
+    assert "50.0 [10.0, 90.0] points" in html and book.OUTCOME_COLOURS["reproduced"] in html
+    assert "nan" not in html and "—" in html
     bad = _verdicts().assign(verdict=["maybe", "reproduced"])
-    with pytest.raises(ValueError, match="unknown verdicts"):
+    with pytest.raises(ValueError, match="unknown verdict"):
         book.verdict_styler(bad)
 
 
@@ -132,4 +134,91 @@ def test_recommendations_link_to_sections_and_committed_claims() -> None:
         found = book.claim_verdicts(refs)  # raises if a claim number is not in verdicts.csv
         assert len(found) >= 1
         committed = found[found["verdict"] != "results not yet committed"]
-        assert set(committed["verdict"]) <= set(book.VERDICT_COLOURS)
+        assert set(committed["verdict"]) <= set(book.OUTCOMES)
+
+
+def test_old_not_reproduced_becomes_reversed_only_when_wholly_on_the_wrong_side() -> None:
+    rule = "mean A − B > 0 with its 95 % t-interval above 0"
+    assert book.migrate_outcome("not reproduced", rule, -0.3, -0.1) == "reversed"
+    assert book.migrate_outcome("not reproduced", rule, -0.3, 0.1) == "inconclusive"
+    below = "x < 0 with its 95 % t-interval below 0"
+    assert book.migrate_outcome("not reproduced", below, 0.1, 0.2) == "reversed"
+    assert book.migrate_outcome("not reproduced", "within ±0.01: inside [-0.01, 0.01]") == "reversed"
+    assert book.migrate_outcome("reproduced") == "reproduced"
+    assert book.migrate_outcome("absent at this scale") == "absent at this scale"
+    with pytest.raises(ValueError, match="unknown verdict 'maybe'"):
+        book.migrate_outcome("maybe")
+
+
+def test_normalise_verdicts_reads_both_formats() -> None:
+    old = book.normalise_verdicts(_verdicts())
+    assert list(old["unit"]) == ["points", "points"]
+    assert old.loc[0, "mean"] == pytest.approx(50.0)
+    assert old["sesoi"].isna().all() and (old["format"] == "old").all()
+    rho = _verdicts().assign(rule=["Spearman(a, b) < 0 with its 95 % t-interval below 0"] * 2)
+    assert book.normalise_verdicts(rho).loc[0, "mean"] == pytest.approx(0.5)
+    new = _verdicts().assign(
+        verdict=["reversed", "absent at this scale"], unit="points", sesoi=0.5, seeds_needed=9.0
+    )
+    out = book.normalise_verdicts(new)
+    assert list(out["verdict"]) == ["reversed", "absent at this scale"]
+    assert out.loc[0, "mean"] == pytest.approx(0.5)  # new tables are already in their unit
+    with pytest.raises(ValueError, match="missing \\['rule'\\]"):
+        book.normalise_verdicts(_verdicts().drop(columns="rule"))
+
+
+def test_findings_discovers_every_committed_verdict_table(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("RESULTS_DIR", raising=False)
+    for name in ("alpha_study", "transferability_ranking"):
+        folder = tmp_path / "cpu" / name
+        folder.mkdir(parents=True)
+        _verdicts().to_csv(folder / "verdicts.csv", index=False)
+    _verdicts().to_csv(tmp_path / "cpu" / "alpha_study" / "verdicts_glyphs.csv", index=False)
+    table = book.findings(tmp_path)
+    assert len(table) == 6
+    assert set(table["experiment"]) == {"alpha_study", "transferability_ranking"}
+    assert set(table["variant"]) == {"", "glyphs"}
+    assert book.verdict_counts(table)["reproduced"] == 3
+
+
+def test_dashboard_lists_every_committed_claim_with_counts() -> None:
+    table = book.findings()
+    text = book.findings_dashboard().data
+    assert f"**{len(table)} claims**" in text
+    for claim in table["claim"]:
+        assert book._claim_words(claim).replace("|", "\\|") in text
+    assert "nan" not in text.replace("Fernando", "")
+    counts = book.verdict_counts(table)
+    assert sum(counts.values()) == len(table)
+
+
+def test_numbers_never_print_nan_or_negative_zero() -> None:
+    assert book.fmt_number(float("nan")) == "—"
+    assert book.fmt_number(-0.04) == "0.0"
+    assert book.fmt_number(-1.25, 1) == "−1.2"
+    assert book.fmt_number(1280000.0, thousands=True) == "1,280,000"
+    assert book.fmt_number(True) == "yes"
+    assert book.fmt_interval(float("nan"), 1, 2) == "—"
+    assert book.fmt_interval(1.0, -0.5, 2.5, 1, "points") == "1.0 [−0.5, 2.5] points"
+
+
+def test_direction_words_follow_the_interval() -> None:
+    words = {"above": "hurts", "below": "helps", "neither": "makes no clear difference"}
+    assert book.direction(0.1, 0.3, **words) == "hurts"
+    assert book.direction(-0.3, -0.1, **words) == "helps"
+    assert book.direction(-1.4, 37.1, **words) == "makes no clear difference"
+    assert book.direction(float("nan"), 1.0, **words) == "makes no clear difference"
+    assert book.trend([5.7, 4.0, 3.4], rising="r", falling="f", mixed="m") == "f"
+    assert book.trend([1, 2, 1], rising="r", falling="f", mixed="m") == "m"
+    with pytest.raises(AssertionError, match="helps when small"):
+        book.check_claim(False, "helps when small")
+
+
+def test_palette_names_every_plotted_condition() -> None:
+    for name in ("AnB", "AnB+", "BnB", "BnB+", "baseB", "L2", "L2-SP", "BSS", "DELTA", "digits"):
+        assert book.colour(name).startswith("#")
+    assert book.palette_for(["AnB", "AnB"]) == {"AnB": book.PALETTE["AnB"]}
+    with pytest.raises(ValueError, match="no book colour for 'XYZ'"):
+        book.colour("XYZ")
+    lo, hi = book.clip_band([-0.1, 0.5], [0.9, 1.2], lower=0.0, upper=1.0)
+    assert lo.tolist() == [0.0, 0.5] and hi.tolist() == [0.9, 1.0]

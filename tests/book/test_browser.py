@@ -3,6 +3,12 @@
 Every page loads without console errors, every image on it loads, every internal link resolves,
 and every chapter shows at least one figure or table produced by code. A screenshot of each
 chapter (the whole page) is saved under ``_build/screenshots/``.
+
+At two widths (a 1280 px desktop and a 390 px phone) every page is also read for the defect
+classes a build check cannot see: visible warning text or local paths, "nan", doubled figure
+prefixes (the rules of ``book/_ext/page_checks.py``, applied to the text the browser renders),
+and tables whose columns are clipped: a table wider than its box must sit in a box that scrolls
+horizontally, and its first (key) column must start inside the visible page.
 """
 
 from __future__ import annotations
@@ -107,6 +113,83 @@ def _status(url: str) -> int:
         return int(err.code)
 
 
+WIDTHS = (1280, 390)
+"""Desktop and phone widths (CSS pixels) at which pages are read for layout defects."""
+
+#: for each table: is it clipped? (wider than its box and no scrolling ancestor before the
+#: article, or its key column starts left of the visible page)
+CLIPPED_TABLES_JS = """
+const out = [];
+const article = document.querySelector('article') || document.body;
+const view = document.documentElement.clientWidth;
+for (const table of article.querySelectorAll('table')) {
+  if (!table.offsetParent) continue;  // hidden (e.g. inside a closed toggle)
+  const box = table.getBoundingClientRect();
+  let node = table.parentElement, scrolls = false, limit = article.getBoundingClientRect().right;
+  while (node && node !== article.parentElement) {
+    const style = getComputedStyle(node);
+    if (['auto', 'scroll'].includes(style.overflowX)) { scrolls = true; break; }
+    node = node.parentElement;
+  }
+  const first = table.querySelector('tr > *');
+  const firstLeft = first ? first.getBoundingClientRect().left : box.left;
+  const label = (table.innerText || '').trim().slice(0, 40).replace(/\\s+/g, ' ');
+  if (!scrolls && box.right > Math.min(limit, view) + 2) out.push('wider than the page, no scroll: ' + label);
+  if (firstLeft < -2) out.push('key column off-screen to the left: ' + label);
+}
+return out;
+"""
+
+
+def _settle(driver) -> None:
+    driver.execute_script("return document.readyState")
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const imgs = Array.from(document.images);"
+        "Promise.all(imgs.map(i => i.complete ? 0 : new Promise(r => {i.onload = i.onerror = r;})))"
+        ".then(() => setTimeout(done, 300));"
+    )
+
+
+def test_pages_have_no_defects_at_two_widths(server: str, driver) -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import page_checks
+
+    problems: list[str] = []
+    for width in WIDTHS:
+        driver.set_window_size(width, 1600)
+        for page in _pages():
+            driver.get(f"{server}/{page}")
+            _settle(driver)
+            html = driver.execute_script("return document.documentElement.outerHTML;")
+            problems += [f"[{width}px] {p}" for p in page_checks.problems(page, html)]
+            problems += [
+                f"[{width}px] {page}: table {p}" for p in driver.execute_script(CLIPPED_TABLES_JS)
+            ]
+    driver.set_window_size(1280, 2000)
+    assert not problems, "\n".join(problems[:40])
+
+
+def test_clipped_table_detector_can_fail(server: str, driver) -> None:
+    """The clipping check flags a wide table with no scrolling box (so it can fail)."""
+    driver.set_window_size(390, 1600)
+    driver.get(f"{server}/{_pages()[0]}")
+    _settle(driver)
+    driver.execute_script(
+        "const t = document.createElement('table');"
+        "t.innerHTML = '<tr><td style=\\'white-space:nowrap\\'>' + 'wide '.repeat(200) + '</td></tr>';"
+        "const a = document.querySelector('article') || document.body;"
+        "const d = document.createElement('div'); d.style.overflowX = 'visible';"
+        "d.appendChild(t); a.appendChild(d);"
+        "for (let n = d; n; n = n.parentElement) { if (n.style) n.style.overflowX = 'visible'; }"
+    )
+    found = driver.execute_script(CLIPPED_TABLES_JS)
+    driver.set_window_size(1280, 2000)
+    assert any("wider than the page" in f for f in found), found
+
+
 def test_pages_in_browser(server: str, driver, chapters) -> None:
     pages = _pages()
     assert any(p.startswith("book/") for p in pages), f"no chapter pages under {HTML}"
@@ -141,7 +224,8 @@ def test_pages_in_browser(server: str, driver, chapters) -> None:
             if parsed.netloc == host and parsed.scheme.startswith("http"):
                 links.add(parsed._replace(fragment="", query="").geturl())
         stem = Path(page).stem
-        if page.startswith("book/") and stem in chapters:
+        # chapters only (book/<stem>.html), not the API pages of the same stem (book/api/...)
+        if Path(page).parent.as_posix() == "book" and stem in chapters:
             produced = driver.execute_script(
                 "return document.querySelectorAll("
                 "'.cell_output img, .cell_output table, figure img[src*=\"_images\"]').length;"

@@ -48,12 +48,45 @@ def test_pages_show_the_committed_verdicts(built_book, chapter: str) -> None:
     an earlier build (the build runs with --all and execute_notebooks: force)."""
     import html as html_lib
 
-    import pandas as pd
+    from survey_lib import book
 
     page = (HTML / "book" / f"{chapter}.html").read_text(encoding="utf-8")
     text = re.sub(r"\s+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", page)))
     for name in SHOWN_VERDICTS[chapter]:
-        verdicts = pd.read_csv(ROOT / "results" / "cpu" / name)
+        verdicts = book.read_verdict_table(ROOT / "results" / "cpu" / name)
         for row in verdicts.dropna(subset=["mean"]).itertuples():
-            interval = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
-            assert interval in text, f"{chapter}: {row.claim[:40]}… {interval} ({name}) not shown"
+            digits = 2 if row.unit in ("rho", "log10 lr") else 1
+            shown = book.fmt_interval(row.mean, row.ci_low, row.ci_high, digits, row.unit)
+            assert shown in text, f"{chapter}: {row.claim[:40]}… {shown} ({name}) not shown"
+            assert row.verdict in text
+
+
+def test_landing_and_reproductions_pages_show_every_committed_claim(built_book) -> None:
+    import html as html_lib
+
+    from survey_lib import book
+
+    table = book.findings()
+    for page_name in ("index", "reproductions"):
+        page = (HTML / "book" / f"{page_name}.html").read_text(encoding="utf-8")
+        text = re.sub(r"\s+", " ", html_lib.unescape(re.sub(r"<[^>]+>", " ", page)))
+        assert f"{len(table)} claims" in text, page_name
+        for row in table.itertuples():
+            assert book._claim_words(row.claim) in text, (page_name, row.claim)
+
+
+def test_no_page_shows_warnings_paths_or_nan(built_book) -> None:
+    """The page_checks extension's rules, applied to the built HTML (the build also fails)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import page_checks
+
+    found = []
+    for path in sorted(HTML.rglob("*.html")):
+        rel = path.relative_to(HTML).as_posix()
+        if rel.startswith(("_static/", "_sources/", "_modules/")) or path.stem in (
+            "genindex", "search", "py-modindex"):
+            continue
+        found += page_checks.problems(rel, path.read_text(encoding="utf-8"))
+    assert not found, "\n".join(found[:30])
