@@ -48,6 +48,13 @@ Every verdict also records:
 * ``complete`` — ``False`` when the grid had failed or missing runs (:func:`mark_incomplete`);
 * ``method`` and ``bound_text`` — the interval's method and the verdict in words with its bound.
 
+"Ties or hurts" / "no gain" claims (:func:`no_gain`) are one-sided equivalence tests in the
+same words: ``reproduced`` when the interval lies wholly below ``+sesoi``, ``reversed`` when it
+lies wholly above it. :func:`sesoi_from_spec` turns a protocol entry (``{published, fraction,
+source}`` or ``{fixed, why}``) into the SESOI and its rule in words; :func:`effect_from_interval`
+judges an interval computed elsewhere, optionally with a test's p-value deciding the sign;
+:func:`verdict_view` and :func:`verdict_sentences` present a table on a page.
+
 Tables committed before this scheme used ``not reproduced`` for "interval wholly on the wrong
 side" (or wholly outside an equality band): :func:`migrate_status` maps it to ``reversed``, and
 :func:`read_verdicts` reads both formats.
@@ -611,51 +618,6 @@ def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
     for column in ("unit", "sesoi_rule", "bound_text", "method"):
         table[column] = table[column].fillna("").astype(str)
     return table[COLUMNS]
-
-
-# --------------------------------------------------------------------------- legacy rules
-# Threshold rules without an effect bound, kept only until every claim function uses
-# effect/equivalent (issue 11). They keep the old behaviour (zero-width intervals count) and
-# write the current words ("reversed" for the old "not reproduced").
-
-NOT_REPRODUCED = REVERSED
-"""Legacy name of :data:`REVERSED`."""
-
-
-def _legacy(claim: str, values: Iterable[float], rule: str, judge) -> Verdict:
-    mean, low, high, n, sd = _t_summary(_values(values, "values"))
-    return Verdict(claim, rule, mean, low, high, n, judge(low, high, n), sd=sd,
-                   mde=minimum_detectable_effect(sd, n))
-
-
-def greater_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
-                 what: str = "") -> Verdict:
-    """Legacy: the quantity is above ``threshold`` (interval above → reproduced)."""
-    def judge(lo: float, hi: float, n: int) -> str:
-        if n < 2 or math.isnan(lo):
-            return INCONCLUSIVE
-        return REPRODUCED if lo > threshold else REVERSED if hi < threshold else INCONCLUSIVE
-    return _legacy(claim, values, f"{what or 'value'} > {threshold:g}", judge)
-
-
-def less_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
-              what: str = "") -> Verdict:
-    """Legacy: the quantity is below ``threshold``."""
-    def judge(lo: float, hi: float, n: int) -> str:
-        if n < 2 or math.isnan(lo):
-            return INCONCLUSIVE
-        return REPRODUCED if hi < threshold else REVERSED if lo > threshold else INCONCLUSIVE
-    return _legacy(claim, values, f"{what or 'value'} < {threshold:g}", judge)
-
-
-def within(claim: str, values: Iterable[float], tolerance: float, *, what: str = "") -> Verdict:
-    """Legacy: the quantity is within ``±tolerance``."""
-    if tolerance <= 0:
-        raise ValueError(f"tolerance must be positive, got {tolerance}")
-    return _legacy(claim, values, f"{what or 'value'} within ±{tolerance:g}",
-                   lambda lo, hi, n: INCONCLUSIVE if n < 2 or math.isnan(lo) else REPRODUCED
-                   if -tolerance <= lo and hi <= tolerance else REVERSED
-                   if lo > tolerance or hi < -tolerance else INCONCLUSIVE)
 
 
 def verdict_view(table: pd.DataFrame) -> pd.DataFrame:
