@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from survey_lib import reproduce
-from survey_lib.experiments.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+from survey_lib.experiments.verdicts import OUTCOMES
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -89,7 +89,7 @@ def test_three_reproductions_at_smoke_scale(tmp_path: Path) -> None:
         assert driver["status"] == "ok" and driver["parameters"]["scale"] == "smoke"
         verdicts = pd.read_csv(out / "verdicts.csv")
         assert len(verdicts) == n_claims
-        assert set(verdicts.verdict) <= {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE}
+        assert set(verdicts.verdict) <= set(OUTCOMES)
         for grid in [p for p in out.iterdir() if (p / "runs").is_dir()]:
             tidy = pd.read_csv(grid / "results.csv")
             assert {"run_id", "seed", "metric", "value"} <= set(tidy.columns)

@@ -143,85 +143,172 @@ def gains_table(runs: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values(["target", "k", "seed"]).reset_index(drop=True)
 
 
-def _spearman(x, y) -> float:
-    from scipy.stats import spearmanr
+CLAIMS = {
+    "1": "1. The gain of fine-tuning over random init shrinks as the target grows",
+    "2": "2. The gain is larger for targets closer to the source",
+    "3": "3. Fine-tuning beats fixed features most where the features fit worst",
+    "4": "4. Better source models give better transfer",
+}
+"""The four claims of published-results.md section 2, keyed by number."""
 
-    value = spearmanr(list(x), list(y)).statistic
-    return float(value) if value == value else 0.0
+
+def slope_per_seed(gains: pd.DataFrame) -> pd.Series:
+    """Per seed, the least-squares slope of the gain (points) on log2 k, averaged over targets
+    (claim 1): mean over targets t of b_t, where gain ~ a_t + b_t log2(k)."""
+    import numpy as np
+
+    slopes = {}
+    for seed, g in gains.groupby("seed"):
+        per_target = [
+            np.polyfit(np.log2(t.k.astype(float)), 100.0 * t.gain, 1)[0]
+            for _, t in g.groupby("target")
+            if t.k.nunique() > 1
+        ]
+        if per_target:
+            slopes[seed] = float(np.mean(per_target))
+    return pd.Series(slopes, dtype=float)
+
+
+def rank_frames(
+    gains: pd.DataFrame, rank: Mapping[str, int], quality: pd.DataFrame | None
+) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
+    """Per rank claim (2, 3, 4), the frame and the arguments of
+    :func:`survey_lib.experiments.rank_stats.rank_correlation`.
+
+    2: ρ(similarity rank, gain averaged over k) over targets; 3: ρ(fixed-feature accuracy,
+    finetune − fixed) over targets at the largest k every target has; 4: ρ(source accuracy,
+    fixed-feature target accuracy) over source variants, per target, averaged over targets."""
+    per_target = gains.groupby(["target", "seed"]).gain.mean().reset_index()
+    per_target["rank"] = [rank[t] for t in per_target.target]
+    kmax = gains.groupby("target").k.max().min()
+    at_kmax = gains[gains.k == kmax][["target", "seed", "linear", "ft_minus_fixed"]]
+    out = {
+        "2": (per_target, {"x": "rank", "y": "gain", "unit": "target"}),
+        "3": (at_kmax, {"x": "linear", "y": "ft_minus_fixed", "unit": "target"}),
+    }
+    if quality is not None and not quality.empty:
+        out["4"] = (quality, {"x": "source_acc", "y": "test_acc", "unit": "source_epochs",
+                              "strata": "target"})
+    return out
 
 
 def claim_verdicts(
-    gains: pd.DataFrame, rank: Mapping[str, int], quality: pd.DataFrame | None
+    gains: pd.DataFrame,
+    rank: Mapping[str, int],
+    quality: pd.DataFrame | None,
+    *,
+    sesoi: Mapping[str, Mapping[str, Any]],
 ) -> list:
     """The four claims of the reference file, judged by rules fixed here in advance.
+
+    Claim 1 (a slope in points per doubling of k) is judged by its t-interval over seeds
+    (:func:`~survey_lib.experiments.verdicts.effect`). Claims 2-4 are rank correlations over a
+    handful of targets (or source models): judged by a bootstrap over units and seeds, clipped
+    to [-1, 1], with an exact permutation p-value that a sign decision must also pass
+    (:mod:`survey_lib.experiments.rank_stats`); when even the most extreme arrangement of the
+    units cannot reach p < 0.05, more units, not seeds, would decide (``seeds_needed = inf``).
 
     Args:
         gains: :func:`gains_table` output.
         rank: a-priori similarity rank of each target (1 = closest to the source).
         quality: one row per source variant × target × seed with ``source_acc`` and
             ``test_acc`` of the linear model (claim 4), or ``None`` if not run.
+        sesoi: the protocol's SESOI rule per claim number (``"1"`` in points, ``"2"``-``"4"``
+            in ρ), for :func:`~survey_lib.experiments.verdicts.sesoi_from_spec`.
     """
+    from survey_lib.experiments.rank_stats import rank_correlation
+    from survey_lib.experiments.verdicts import (
+        ALPHA,
+        effect,
+        effect_from_interval,
+        not_run,
+        seed_halves,
+        sesoi_from_spec,
+        values_and_halves,
+    )
+
+    missing = sorted(set(CLAIMS) - {str(k) for k in sesoi})
+    if missing:
+        raise ValueError(f"sesoi has no rule for claims {missing}; needs keys {sorted(CLAIMS)}")
+    vals, halves = values_and_halves(slope_per_seed(gains))
+    size, rule = sesoi_from_spec(sesoi["1"])
+    out = [effect(CLAIMS["1"], vals, predicted="-", sesoi=size, sesoi_rule=rule,
+                  what="the change of the gain per doubling of k", halves=halves)]
+    what = {
+        "2": "ρ(distance rank, gain) over targets",
+        "3": "ρ(fixed-feature accuracy, finetune − fixed) over targets",
+        "4": "ρ(source accuracy, target accuracy) over source models, mean over targets",
+    }
+    predicted = {"2": "-", "3": "-", "4": "+"}
+    frames = rank_frames(gains, rank, quality)
+    for key in ("2", "3", "4"):
+        if key not in frames:
+            out.append(not_run(CLAIMS[key], "no source-quality runs"))
+            continue
+        frame, kwargs = frames[key]
+        full = rank_correlation(frame, **kwargs)
+        first, second = seed_halves(frame.seed.unique())
+        half_intervals = None
+        if min(len(first), len(second)) >= 2:
+            a = rank_correlation(frame, **kwargs, seeds=first)
+            b = rank_correlation(frame, **kwargs, seeds=second)
+            half_intervals = ((a.low, a.high, a.n_seeds, a.estimate, a.p_value),
+                              (b.low, b.high, b.n_seeds, b.estimate, b.p_value))
+        size, rule = sesoi_from_spec(sesoi[key], unit="rho")
+        seeds_needed = math.inf if not full.min_p < ALPHA else math.nan
+        v = effect_from_interval(
+            CLAIMS[key], full.estimate, full.low, full.high, full.n_seeds,
+            predicted=predicted[key], sesoi=size, sesoi_rule=rule, what=what[key], unit="rho",
+            method="bootstrap (units × seeds) + exact permutation",
+            rule=(f"{what[key]} {'<' if predicted[key] == '-' else '>'} 0: exact permutation "
+                  f"p < 0.05 over {full.n_units} units (p = {full.p_value:.3f}, smallest "
+                  f"attainable {full.min_p:.3f}); absent if the 95 % bootstrap interval over "
+                  f"units and seeds is inside ±{size:g} ({rule})"),
+            sd=full.per_seed_sd, seeds_needed=seeds_needed, half_intervals=half_intervals,
+            p_value=full.p_value,
+        )
+        if not full.min_p < ALPHA:
+            from dataclasses import replace
+
+            v = replace(v, bound_text=v.bound_text + (
+                f"; with {full.n_units} units the smallest attainable permutation p is "
+                f"{full.min_p:.3f}, so more units (not seeds) would decide it"))
+        out.append(v)
+    return out
+
+
+def noise_budgets(gains: pd.DataFrame, n_test: Mapping[str, int]) -> list:
+    """Noise budgets (:mod:`survey_lib.experiments.noise`) of claim 1's per-seed slope and of
+    each target's gain averaged over k (the inputs of claim 2), with ``n_test[target]`` test
+    images. The slope is linear in the gains: b_t = sum_k c_k gain_{t,k} with
+    c_k = (x_k − mean x) / sum (x − mean x)², x = log2 k."""
     import numpy as np
 
-    from survey_lib.experiments.verdicts import greater_than, less_than, not_run
+    from survey_lib.experiments.noise import noise_budget
 
+    acc = gains.groupby(["target", "k"])[["finetune", "scratch"]].mean()
+    targets = sorted(gains.target.unique())
+    slope_terms = []
     out = []
-    slopes = []
-    for _, g in gains.groupby("seed"):
-        per_target = [
-            np.polyfit(np.log2(t.k.astype(float)), t.gain, 1)[0]
-            for _, t in g.groupby("target")
-            if len(t) > 1
-        ]
-        slopes.append(float(np.mean(per_target)))
-    out.append(
-        less_than(
-            "1. The gain of fine-tuning over random init shrinks as the target grows",
-            slopes,
-            0.0,
-            what="slope of gain per doubling of k, averaged over targets",
-        )
-    )
-    corr = []
-    for _, g in gains.groupby("seed"):
-        mean_gain = g.groupby("target").gain.mean()
-        corr.append(_spearman([rank[t] for t in mean_gain.index], mean_gain.values))
-    out.append(
-        less_than(
-            "2. The gain is larger for targets closer to the source",
-            corr,
-            0.0,
-            what="Spearman(distance rank, mean gain over k)",
-        )
-    )
-    kmax = gains.groupby("target").k.max().min()
-    corr = []
-    for _, g in gains[gains.k == kmax].groupby("seed"):
-        corr.append(_spearman(g.linear, g.ft_minus_fixed))
-    out.append(
-        less_than(
-            "3. Fine-tuning beats fixed features most where the features fit worst",
-            corr,
-            0.0,
-            what=f"Spearman(fixed-feature acc, finetune − fixed) at k={kmax}",
-        )
-    )
-    if quality is None or quality.empty:
-        out.append(not_run("4. Better source models give better transfer"))
-    else:
-        corr = []
-        for _, g in quality.groupby("seed"):
-            corr.append(
-                float(
-                    np.mean([_spearman(t.source_acc, t.test_acc) for _, t in g.groupby("target")])
-                )
-            )
-        out.append(
-            greater_than(
-                "4. Better source models give better transfer",
-                corr,
-                0.0,
-                what="Spearman(source accuracy, fixed-feature target accuracy), mean over targets",
-            )
-        )
+    for t in targets:
+        ks = sorted(gains[gains.target == t].k.unique())
+        x = np.log2(np.asarray(ks, dtype=float))
+        c = (x - x.mean()) / ((x - x.mean()) ** 2).sum() if len(ks) > 1 else np.zeros(1)
+        m = int(n_test[t])
+        for k, ck in zip(ks, c):
+            ft, sc = (float(acc.loc[(t, k), col]) for col in ("finetune", "scratch"))
+            slope_terms += [(ck / len(targets), ft, m), (-ck / len(targets), sc, m)]
+        mean_terms = []
+        for k in ks:
+            ft, sc = (float(acc.loc[(t, k), col]) for col in ("finetune", "scratch"))
+            mean_terms += [(1 / len(ks), ft, m), (-1 / len(ks), sc, m)]
+        per_seed = 100.0 * gains[gains.target == t].groupby("seed").gain.mean()
+        out.append(noise_budget(f"gain on {t}, mean over k", per_seed.tolist(), mean_terms))
+    out.insert(0, noise_budget("1. slope of the gain per doubling of k",
+                               slope_per_seed(gains).tolist(), slope_terms))
     return out
+
+
+def n_test_images(targets, k: int, seed: int, size: int) -> dict[str, int]:
+    """Test images per target (as :func:`target_data` draws them)."""
+    return {t["name"]: len(target_data(t, k, seed, size)[1]) for t in targets}

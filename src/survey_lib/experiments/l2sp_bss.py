@@ -107,19 +107,35 @@ def gains_table(runs: pd.DataFrame, baseline: str = "L2") -> pd.DataFrame:
     return out
 
 
-def claim_verdicts(
-    gains: pd.DataFrame,
-    lr_runs: pd.DataFrame | None,
-    *,
-    near: str,
-    far: str,
-    tolerance: float = 0.01,
-) -> list:
-    """The four claims of the reference file, judged by rules fixed here in advance."""
+CLAIMS = {
+    "1": "1. BSS ≥ L2 at low sampling rates on a similar target; the gap shrinks at 100 %",
+    "2": "2. L2-SP helps on a similar target and ties or hurts on a less similar one",
+    "3": "3. On a less similar target the transfer regularizers give no gain or a loss",
+    "4": "4. The best fine-tuning lr grows as similarity falls",
+}
+"""The four claims of published-results.md section 3, keyed by number."""
+
+SESOI_KEYS = ("1a", "1b", "2a", "2b", "3", "4")
+"""The protocol's SESOI entries: one per part of claims 1 and 2, one each for 3 and 4."""
+
+
+def best_lr_ratio(lr_runs: pd.DataFrame, near: str, far: str) -> pd.Series:
+    """Per seed, log10(best lr on the far target / best lr on the near one) (claim 4)."""
     import numpy as np
 
-    from survey_lib.experiments.verdicts import all_of, greater_than, less_than, not_run
+    mean_acc = lr_runs.groupby(["target", "seed", "lr"]).test_acc.mean().reset_index()
+    best = mean_acc.loc[mean_acc.groupby(["target", "seed"]).test_acc.idxmax()]
+    best = best.set_index(["target", "seed"]).lr
+    seeds = sorted(set(best.loc[near].index) & set(best.loc[far].index))
+    return pd.Series({s: float(np.log10(best.loc[(far, s)] / best.loc[(near, s)]))
+                      for s in seeds}, dtype=float)
 
+
+def claim_values(gains: pd.DataFrame, *, near: str, far: str) -> dict[str, pd.Series]:
+    """Per claim part, the per-seed quantity (points), indexed by seed: 1a BSS − L2 at the
+    lowest rate (near); 1b that gap minus the gap at 100 %; 2a L2-SP − L2 mean over rates
+    (near); 2b the same on the far target; 3 the best regularizer's gain over L2 on the far
+    target (per seed, the largest of the methods' mean gains over rates)."""
     rates = sorted(gains.rate.unique())
     low, full = rates[0], rates[-1]
 
@@ -127,67 +143,117 @@ def claim_verdicts(
         sel = gains[
             (gains.target == target) & (gains.method == method) & gains.rate.isin(rate_values)
         ]
-        return sel.groupby("seed").gain.mean()
+        return 100.0 * sel.groupby("seed").gain.mean()
 
-    bss_low = per_seed(near, "BSS", [low])
-    bss_full = per_seed(near, "BSS", [full])
-    out = [
-        all_of(
-            "1. BSS ≥ L2 at low sampling rates on a similar target; the gap shrinks at 100 %",
-            [
-                greater_than("", bss_low.tolist(), 0.0, what=f"BSS − L2 at {low:.0%} ({near})"),
-                greater_than(
-                    "",
-                    (bss_low - bss_full).tolist(),
-                    0.0,
-                    what=f"(BSS − L2 at {low:.0%}) − (at {full:.0%})",
-                ),
-            ],
-        )
-    ]
-    out.append(
-        all_of(
-            "2. L2-SP helps on a similar target and ties or hurts on a less similar one",
-            [
-                greater_than(
-                    "",
-                    per_seed(near, "L2-SP", rates).tolist(),
-                    0.0,
-                    what=f"L2-SP − L2, mean over rates ({near})",
-                ),
-                less_than(
-                    "",
-                    per_seed(far, "L2-SP", rates).tolist(),
-                    tolerance,
-                    what=f"L2-SP − L2, mean over rates ({far})",
-                ),
-            ],
-        )
-    )
     regs = [m for m in gains.method.unique() if m != "L2"]
     best = pd.concat([per_seed(far, m, rates).rename(m) for m in regs], axis=1).max(axis=1)
-    out.append(
-        less_than(
-            "3. On a less similar target the transfer regularizers give no gain or a loss",
-            best.tolist(),
-            tolerance,
-            what=f"best regularizer's gain over L2, mean over rates ({far})",
-        )
+    out = {
+        "1a": per_seed(near, "BSS", [low]),
+        "1b": per_seed(near, "BSS", [low]) - per_seed(near, "BSS", [full]),
+        "2a": per_seed(near, "L2-SP", rates),
+        "2b": per_seed(far, "L2-SP", rates),
+        "3": best,
+    }
+    return {k: v.dropna() for k, v in out.items()}
+
+
+def claim_verdicts(
+    gains: pd.DataFrame,
+    lr_runs: pd.DataFrame | None,
+    *,
+    near: str,
+    far: str,
+    sesoi: Mapping[str, Mapping[str, Any]],
+) -> list:
+    """The four claims of the reference file, judged by rules fixed here in advance.
+
+    Claims 1 and 2 have two parts each, combined by
+    :func:`~survey_lib.experiments.verdicts.all_of`. "Helps" parts are directional
+    (:func:`~survey_lib.experiments.verdicts.effect`); "ties or hurts" / "no gain" parts (2b,
+    3) are one-sided equivalence tests (:func:`~survey_lib.experiments.verdicts.no_gain`);
+    claim 4 is directional in log10 lr. ``sesoi`` holds the protocol's rule per key of
+    :data:`SESOI_KEYS`.
+    """
+    from survey_lib.experiments.verdicts import (
+        all_of,
+        effect,
+        no_gain,
+        not_run,
+        sesoi_from_spec,
+        values_and_halves,
     )
+
+    missing = sorted(set(SESOI_KEYS) - {str(k) for k in sesoi})
+    if missing:
+        raise ValueError(f"sesoi has no rule for {missing}; needs keys {list(SESOI_KEYS)}")
+    rates = sorted(gains.rate.unique())
+    low, full = rates[0], rates[-1]
+    values = claim_values(gains, near=near, far=far)
+
+    def judge(key: str, rule, what: str, unit: str = "points", claim: str = "", **kw):
+        vals, halves = values_and_halves(values[key])
+        size, words = sesoi_from_spec(sesoi[key], unit=unit)
+        return rule(claim, vals, sesoi=size, sesoi_rule=words, what=what, unit=unit,
+                    halves=halves, **kw)
+
+    out = [
+        all_of(CLAIMS["1"], [
+            judge("1a", effect, f"BSS − L2 at {low:.0%} ({near})", predicted="+"),
+            judge("1b", effect, f"the shrink of BSS − L2 from {low:.0%} to {full:.0%} ({near})",
+                  predicted="+"),
+        ]),
+        all_of(CLAIMS["2"], [
+            judge("2a", effect, f"L2-SP − L2, mean over rates ({near})", predicted="+"),
+            judge("2b", no_gain, f"L2-SP − L2, mean over rates ({far})"),
+        ]),
+    ]
+    out.append(judge("3", no_gain, f"the best regularizer's gain over L2, mean over rates ({far})",
+                     claim=CLAIMS["3"]))
     if lr_runs is None or lr_runs.empty:
-        out.append(not_run("4. The best fine-tuning lr grows as similarity falls"))
+        out.append(not_run(CLAIMS["4"], "no learning-rate sweep"))
     else:
-        mean_acc = lr_runs.groupby(["target", "seed", "lr"]).test_acc.mean().reset_index()
-        best_lr = mean_acc.loc[mean_acc.groupby(["target", "seed"]).test_acc.idxmax()]
-        best_lr = best_lr.set_index(["target", "seed"]).lr
-        seeds = sorted(set(best_lr.loc[near].index) & set(best_lr.loc[far].index))
-        ratio = [float(np.log10(best_lr.loc[(far, s)] / best_lr.loc[(near, s)])) for s in seeds]
-        out.append(
-            greater_than(
-                "4. The best fine-tuning lr grows as similarity falls",
-                ratio,
-                0.0,
-                what="log10(best lr on the far target / best lr on the near one)",
-            )
-        )
+        values["4"] = best_lr_ratio(lr_runs, near, far)
+        out.append(judge("4", effect, "log10(best lr far / best lr near)", unit="log10 lr",
+                         claim=CLAIMS["4"], predicted="+"))
     return out
+
+
+def noise_budgets(gains: pd.DataFrame, *, near: str, far: str,
+                  n_test: Mapping[str, int]) -> list:
+    """Noise budgets (:mod:`survey_lib.experiments.noise`) of the per-seed quantities of claim
+    parts 1a-3, with ``n_test[target]`` test images (claim 3 with the method whose mean gain
+    is the largest)."""
+    from survey_lib.experiments.noise import noise_budget
+
+    rates = sorted(gains.rate.unique())
+    low, full = rates[0], rates[-1]
+    acc = gains.groupby(["target", "method", "rate"]).test_acc.mean()
+
+    def diff(target: str, method: str, rate_values, sign: float = 1.0) -> list:
+        w = sign / len(rate_values)
+        m = int(n_test[target])
+        return ([(w, float(acc.loc[(target, method, r)]), m) for r in rate_values]
+                + [(-w, float(acc.loc[(target, "L2", r)]), m) for r in rate_values])
+
+    regs = [m for m in gains.method.unique() if m != "L2"]
+    best = max(regs, key=lambda m: gains[(gains.target == far) & (gains.method == m)].gain.mean())
+    terms = {
+        "1a": diff(near, "BSS", [low]),
+        "1b": diff(near, "BSS", [low]) + diff(near, "BSS", [full], -1.0),
+        "2a": diff(near, "L2-SP", rates),
+        "2b": diff(far, "L2-SP", rates),
+        "3": diff(far, best, rates),
+    }
+    values = claim_values(gains, near=near, far=far)
+    values["3"] = 100.0 * gains[(gains.target == far) & (gains.method == best)].groupby(
+        "seed").gain.mean()
+    names = {"1a": f"1a. BSS − L2 at {low:.0%} ({near})",
+             "1b": f"1b. shrink of BSS − L2 from {low:.0%} to {full:.0%}",
+             "2a": f"2a. L2-SP − L2 ({near})", "2b": f"2b. L2-SP − L2 ({far})",
+             "3": f"3. {best} − L2 ({far})"}
+    return [noise_budget(names[k], values[k].tolist(), t) for k, t in terms.items()]
+
+
+def n_test_images(targets: Mapping[str, Mapping[str, Any]], size: int) -> dict[str, int]:
+    """Test images per target (as :func:`target_data` draws them)."""
+    return {t["name"]: len(target_data(t, 1.0, 0, size)[1]) for t in targets.values()}

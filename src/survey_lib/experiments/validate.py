@@ -65,7 +65,23 @@ _WORKERS = {
     "anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
     "description": "an integer >= 1 or 'auto'",
 }
-_TOLERANCE = {"type": "number", "minimum": 0, "description": "a number >= 0 (accuracy, e.g. 0.01)"}
+_SESOI = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "object", "required": ["published", "fraction", "source"]},
+            {"type": "object", "required": ["fixed", "why"]},
+        ]
+    },
+    "description": "a mapping claim -> {published, fraction, source} or {fixed, why} "
+    "(survey_lib.experiments.verdicts.sesoi_from_spec)",
+}
+_FAILED_FRACTION = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "maximum": 1,
+    "description": "a number in (0, 1]: the failed-run rule's fraction of (median - chance)",
+}
 _OPTIONS = {"type": "object", "description": "a mapping of dataset options (may be {})"}
 _TRAIN = {"type": "object", "description": "a mapping of TrainConfig fields (epochs, lr, ...)"}
 _SOURCE = _obj(
@@ -144,7 +160,8 @@ SCHEMAS: dict[str, dict] = {
             },
             "seeds": _SEEDS,
             "workers": _WORKERS,
-            "tolerance": _TOLERANCE,
+            "sesoi": _SESOI,
+            "failed_fraction": _FAILED_FRACTION,
         },
         ["source", "targets", "rates", "methods", "train", "lr_sweep", "seeds"],
         "the notebook's parameters",
@@ -206,7 +223,8 @@ SCHEMAS: dict[str, dict] = {
             },
             "quality_k": _int(1, "examples per class >= 1"),
             "seeds": _SEEDS,
-            "workers": _WORKERS,
+            "workers": _WORKERS,            "sesoi": _SESOI,
+            "failed_fraction": _FAILED_FRACTION,
         },
         ["source", "targets", "ks", "finetune", "scratch", "val_fraction", "seeds"],
         "the notebook's parameters",
@@ -239,7 +257,8 @@ SCHEMAS: dict[str, dict] = {
             "train": _TRAIN,
             "seeds": _SEEDS,
             "workers": _WORKERS,
-            "tolerance": _TOLERANCE,
+            "sesoi": _SESOI,
+            "failed_fraction": _FAILED_FRACTION,
             "many_class": {
                 "anyOf": [
                     {"type": "null"},

@@ -48,6 +48,13 @@ Every verdict also records:
 * ``complete`` — ``False`` when the grid had failed or missing runs (:func:`mark_incomplete`);
 * ``method`` and ``bound_text`` — the interval's method and the verdict in words with its bound.
 
+"Ties or hurts" / "no gain" claims (:func:`no_gain`) are one-sided equivalence tests in the
+same words: ``reproduced`` when the interval lies wholly below ``+sesoi``, ``reversed`` when it
+lies wholly above it. :func:`sesoi_from_spec` turns a protocol entry (``{published, fraction,
+source}`` or ``{fixed, why}``) into the SESOI and its rule in words; :func:`effect_from_interval`
+judges an interval computed elsewhere, optionally with a test's p-value deciding the sign;
+:func:`verdict_view` and :func:`verdict_sentences` present a table on a page.
+
 Tables committed before this scheme used ``not reproduced`` for "interval wholly on the wrong
 side" (or wholly outside an equality band): :func:`migrate_status` maps it to ``reversed``, and
 :func:`read_verdicts` reads both formats.
@@ -370,6 +377,75 @@ def equivalent(
     )
 
 
+def no_gain(
+    claim: str,
+    values: Iterable[float],
+    *,
+    sesoi: float,
+    sesoi_rule: str,
+    what: str,
+    unit: str = "points",
+    halves: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> Verdict:
+    """A "ties or hurts" claim (no gain of interest): ``reproduced`` when the 95 % t-interval
+    lies wholly below ``+sesoi`` (any gain is smaller than the SESOI), ``reversed`` when it lies
+    wholly above ``+sesoi`` (a gain of interest), ``inconclusive`` otherwise: a one-sided
+    equivalence (non-superiority) test in the same words as :func:`equivalent`."""
+    _check_sesoi(sesoi, sesoi_rule)
+    mean, low, high, n, sd = _t_summary(_values(values, "values"))
+
+    def judge(lo: float, hi: float, k: int) -> str:
+        if _degenerate(lo, hi, k):
+            return INCONCLUSIVE
+        return REPRODUCED if hi < sesoi else REVERSED if lo >= sesoi else INCONCLUSIVE
+
+    verdict = judge(low, high, n)
+    seeds = (math.nan if not math.isfinite(sd) or sd <= 1e-12
+             else seeds_for_effect_size(abs(sesoi - mean) / sd))
+    u = _unit(unit)
+    interval = f"95 % interval {_fmt(low)} to {_fmt(high)}{u}"
+    if n < 2 or _degenerate(low, high, n):
+        text = f"{what}: no usable interval (n = {n} or zero spread), undecided"
+    elif verdict == REPRODUCED:
+        text = f"{what}: no gain of interest, any gain is smaller than {_fmt(high)}{u} ({interval})"
+    elif verdict == REVERSED:
+        text = f"{what}: a gain larger than {_fmt(sesoi)}{u} ({interval})"
+    else:
+        text = f"{what} is undecided ({interval}, SESOI {_fmt(sesoi)}); " + _seeds_phrase(seeds)
+    rule = (f"{what} < {sesoi:g}{_unit(unit)}: 95 % t-interval wholly below +SESOI; reversed if "
+            f"wholly above ({sesoi_rule})")
+    return Verdict(claim, rule, mean, low, high, n, verdict, unit, float(sesoi), sesoi_rule, sd,
+                   minimum_detectable_effect(sd, n), seeds, _fragile(halves, judge), True, "t",
+                   text)
+
+
+def sesoi_from_spec(spec: Mapping[str, object], unit: str = "points") -> tuple[float, str]:
+    """The SESOI and its rule in words from a protocol entry (``params['sesoi'][claim]``).
+
+    Two forms: ``{published: x, fraction: f, source: "..."}`` gives ``f · |x|`` ("half the
+    published 2.6-point effect (source)"); ``{fixed: v, why: "..."}`` gives ``v`` ("fixed 1
+    point: why"), for claims where the paper gives only a direction or no comparable number.
+    """
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a SESOI entry must be a mapping, got {spec!r}")
+    u = {"points": "point"}.get(unit, unit)
+    if "published" in spec:
+        published, fraction = float(spec["published"]), float(spec.get("fraction", 0.5))
+        if not (0 < fraction <= 1) or published == 0:
+            raise ValueError(f"SESOI {dict(spec)}: need a nonzero published effect and "
+                             "0 < fraction <= 1")
+        words = {0.5: "half", 0.25: "a quarter of", 1.0: "all of"}.get(fraction, f"{fraction:g} ×")
+        source = f" ({spec['source']})" if spec.get("source") else ""
+        return fraction * abs(published), f"{words} the published {abs(published):g}-{u} effect{source}"
+    if "fixed" in spec:
+        value = float(spec["fixed"])
+        if not value > 0:
+            raise ValueError(f"SESOI {dict(spec)}: fixed must be positive")
+        why = f": {spec['why']}" if spec.get("why") else ""
+        return value, f"fixed {value:g} {_unit(unit).strip() or unit}{why}"
+    raise ValueError(f"SESOI entry {dict(spec)} needs 'published' (with 'fraction') or 'fixed'")
+
+
 def effect_from_interval(
     claim: str,
     estimate: float,
@@ -387,20 +463,39 @@ def effect_from_interval(
     sd: float = math.nan,
     mde: float = math.nan,
     seeds_needed: float = math.nan,
-    half_intervals: tuple[tuple[float, float, int], tuple[float, float, int]] | None = None,
+    half_intervals: tuple[tuple, tuple] | None = None,
+    p_value: float | None = None,
 ) -> Verdict:
     """A directional claim judged from an interval the caller computed by ``method`` (e.g. a
     bootstrap over targets and seeds for a rank correlation), by the same rule as
-    :func:`effect`. ``half_intervals`` are ``(low, high, n)`` of the same interval on two
-    disjoint halves of the seeds (for the ``fragile`` flag)."""
+    :func:`effect`. ``half_intervals`` are ``(low, high, n)`` (or ``(low, high, n, estimate,
+    p_value)``) of the same statistic on two disjoint halves of the seeds (``fragile`` flag). With ``p_value`` (e.g. an exact
+    permutation test) the test decides the sign: reproduced / reversed exactly when
+    ``p_value < 0.05`` (by the estimate's sign), whatever the interval (a bootstrap of a perfect
+    ordering has zero width); the interval then only bounds the size (absent at this scale)."""
     _check_predicted(predicted)
     _check_sesoi(sesoi, sesoi_rule)
     verdict = judge_effect(low, high, n, predicted=predicted, sesoi=sesoi)
+    if p_value is not None:  # the test decides the sign, the interval bounds the size
+        if p_value < ALPHA and estimate != 0 and n >= 2:
+            verdict = REPRODUCED if (estimate > 0) == (predicted == "+") else REVERSED
+        elif verdict in (REPRODUCED, REVERSED):
+            verdict = INCONCLUSIVE
     fragile: bool | None = None
     if half_intervals is not None:
-        a, b = (judge_effect(lo, hi, k, predicted=predicted, sesoi=sesoi)
-                for lo, hi, k in half_intervals)
-        fragile = None if min(k for _, _, k in half_intervals) < 2 else a != b
+        def judge_half(half: tuple) -> str:
+            lo, hi, k = half[:3]
+            out = judge_effect(lo, hi, k, predicted=predicted, sesoi=sesoi)
+            if len(half) == 5:  # (low, high, n, estimate, p): the same test rule as above
+                est, p = half[3], half[4]
+                if p < ALPHA and est != 0 and k >= 2:
+                    out = REPRODUCED if (est > 0) == (predicted == "+") else REVERSED
+                elif out in (REPRODUCED, REVERSED):
+                    out = INCONCLUSIVE
+            return out
+
+        a, b = (judge_half(h) for h in half_intervals)
+        fragile = None if min(h[2] for h in half_intervals) < 2 else a != b
     return Verdict(
         claim, rule, float(estimate), float(low), float(high), int(n), verdict, unit,
         float(sesoi), sesoi_rule, float(sd), float(mde), float(seeds_needed), fragile, True,
@@ -525,46 +620,20 @@ def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
     return table[COLUMNS]
 
 
-# --------------------------------------------------------------------------- legacy rules
-# Threshold rules without an effect bound, kept only until every claim function uses
-# effect/equivalent (issue 11). They keep the old behaviour (zero-width intervals count) and
-# write the current words ("reversed" for the old "not reproduced").
-
-NOT_REPRODUCED = REVERSED
-"""Legacy name of :data:`REVERSED`."""
-
-
-def _legacy(claim: str, values: Iterable[float], rule: str, judge) -> Verdict:
-    mean, low, high, n, sd = _t_summary(_values(values, "values"))
-    return Verdict(claim, rule, mean, low, high, n, judge(low, high, n), sd=sd,
-                   mde=minimum_detectable_effect(sd, n))
+def verdict_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader needs, for a notebook page: claim, verdict, the bound in words,
+    the fragile flag, spread, minimum detectable effect, seeds needed and the SESOI rule."""
+    cols = ["claim", "verdict", "bound_text", "fragile", "n", "sd", "mde", "seeds_needed",
+            "sesoi", "sesoi_rule"]
+    return table[cols].round({"sd": 3, "mde": 3, "sesoi": 3})
 
 
-def greater_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
-                 what: str = "") -> Verdict:
-    """Legacy: the quantity is above ``threshold`` (interval above → reproduced)."""
-    def judge(lo: float, hi: float, n: int) -> str:
-        if n < 2 or math.isnan(lo):
-            return INCONCLUSIVE
-        return REPRODUCED if lo > threshold else REVERSED if hi < threshold else INCONCLUSIVE
-    return _legacy(claim, values, f"{what or 'value'} > {threshold:g}", judge)
-
-
-def less_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
-              what: str = "") -> Verdict:
-    """Legacy: the quantity is below ``threshold``."""
-    def judge(lo: float, hi: float, n: int) -> str:
-        if n < 2 or math.isnan(lo):
-            return INCONCLUSIVE
-        return REPRODUCED if hi < threshold else REVERSED if lo > threshold else INCONCLUSIVE
-    return _legacy(claim, values, f"{what or 'value'} < {threshold:g}", judge)
-
-
-def within(claim: str, values: Iterable[float], tolerance: float, *, what: str = "") -> Verdict:
-    """Legacy: the quantity is within ``±tolerance``."""
-    if tolerance <= 0:
-        raise ValueError(f"tolerance must be positive, got {tolerance}")
-    return _legacy(claim, values, f"{what or 'value'} within ±{tolerance:g}",
-                   lambda lo, hi, n: INCONCLUSIVE if n < 2 or math.isnan(lo) else REPRODUCED
-                   if -tolerance <= lo and hi <= tolerance else REVERSED
-                   if lo > tolerance or hi < -tolerance else INCONCLUSIVE)
+def verdict_sentences(table: pd.DataFrame) -> str:
+    """The verdicts as a Markdown list: claim, verdict, bound in words, and the fragile flag
+    (``fragile`` when the two seed halves disagree)."""
+    lines = []
+    for row in table.itertuples(index=False):
+        flag = {True: " — **fragile**: the two seed halves disagree",
+                False: " — stable across the two seed halves"}.get(row.fragile, "")
+        lines.append(f"- **{row.claim}** — *{row.verdict}*: {row.bound_text}{flag}.")
+    return "\n".join(lines) + "\n"

@@ -175,101 +175,158 @@ def per_seed_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out[cols]).sort_values(cols[:4]).reset_index(drop=True)
 
 
-def _mean_delta(table, split: str, condition: str, ns) -> pd.Series:
+def _mean_delta(table, split: str, condition: str, ns, *, robust: bool = False) -> pd.Series:
+    """Per seed, the mean (or with ``robust`` the median) over ``ns`` of ``delta`` in points."""
     sel = table[(table.split == split) & (table.condition == condition) & (table.n.isin(list(ns)))]
-    return sel.groupby("seed")["delta"].mean()
+    grouped = sel.groupby("seed")["delta"]
+    return 100.0 * (grouped.median() if robust else grouped.mean())
 
 
-def claim_verdicts(table: pd.DataFrame, *, tolerance: float = 0.01) -> list:
-    """The six claims of the reference file, each judged by a rule fixed here in advance.
+CLAIMS = {
+    "1": "1. BnB dips below baseB in the middle layers (fragile co-adaptation)",
+    "2": "2. BnB+ ≈ baseB: fine-tuning removes the dip",
+    "3": "3. AnB falls as more layers are frozen",
+    "4": "4. AnB+ ≥ baseB: transferred features give a lasting boost",
+    "5": "5. AnB drops more for a dissimilar split than for a random one",
+    "6": "6. Transferred features, even from a dissimilar half, beat random frozen filters",
+}
+"""The six claims of published-results.md section 1, keyed by number."""
 
-    ``tolerance`` is the band (in accuracy, 0.01 = one point) inside which two accuracies count
-    as equal for the "≈" claims.
-    """
-    from survey_lib.experiments.verdicts import greater_than, less_than, within
 
-    ns = [int(n) for n in sorted(table.n.unique())]
-    low, mid, top = (
+def layer_groups(ns) -> tuple[list[int], list[int], list[int]]:
+    """The lowest, middle and top thirds of the depths ``ns`` (each at least one depth)."""
+    ns = [int(n) for n in sorted(ns)]
+    return (
         ns[: max(1, len(ns) // 3)],
         ns[len(ns) // 3 : 2 * len(ns) // 3 or None],
         ns[-max(1, len(ns) // 3) :],
     )
-    out = []
-    out.append(
-        less_than(
-            "1. BnB dips below baseB in the middle layers (fragile co-adaptation)",
-            _mean_delta(table, "random", "BnB", mid),
-            0.0,
-            what=f"mean BnB − baseB over n∈{mid}",
-        )
-    )
-    out.append(
-        within(
-            "2. BnB+ ≈ baseB: fine-tuning removes the dip",
-            _mean_delta(table, "random", "BnB+", ns),
-            tolerance,
-            what="mean BnB+ − baseB over all n",
-        )
-    )
-    slopes = []
-    for _, g in table[(table.split == "random") & (table.condition == "AnB")].groupby("seed"):
-        top_mean = g[g.n.isin(top)].delta.mean()
-        low_mean = g[g.n.isin(low)].delta.mean()
-        slopes.append(top_mean - low_mean)
-    out.append(
-        less_than(
-            "3. AnB falls as more layers are frozen",
-            slopes,
-            0.0,
-            what=f"(AnB − baseB at n∈{top}) − (at n∈{low})",
-        )
-    )
-    out.append(
-        greater_than(
-            "4. AnB+ ≥ baseB: transferred features give a lasting boost",
-            _mean_delta(table, "random", "AnB+", ns),
-            0.0,
-            what="mean AnB+ − baseB over all n",
-        )
-    )
-    if "dissimilar" not in set(table.split):
-        from survey_lib.experiments.verdicts import not_run
 
-        for claim in (
-            "5. AnB drops more for a dissimilar split than for a random one",
-            "6. Transferred features, even from a dissimilar half, beat random frozen filters",
-        ):
+
+def claim_values(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per claim, the per-seed quantity it is judged on (accuracy differences in points),
+    indexed by seed; claims 5 and 6 only when the table has the dissimilar split.
+
+    1: mean over the middle depths of BnB − baseB; 2: mean over all depths of BnB+ − baseB;
+    3: (AnB − baseB at the top depths) − (at the lowest depths); 4: mean over all depths of
+    AnB+ − baseB; 5: (AnB − baseB)_random − (AnB − baseB)_dissimilar at the top depths;
+    6: median over depths of AnB − random-frozen on the dissimilar split (the median, fixed in
+    the protocol, is robust to a random-filter run that failed to train).
+    """
+    ns = sorted(int(n) for n in table.n.unique())
+    low, mid, top = layer_groups(ns)
+    out = {
+        "1": _mean_delta(table, "random", "BnB", mid),
+        "2": _mean_delta(table, "random", "BnB+", ns),
+        "3": _mean_delta(table, "random", "AnB", top) - _mean_delta(table, "random", "AnB", low),
+        "4": _mean_delta(table, "random", "AnB+", ns),
+    }
+    if "dissimilar" in set(table.split):
+        out["5"] = (_mean_delta(table, "random", "AnB", top)
+                    - _mean_delta(table, "dissimilar", "AnB", top)).dropna()
+        dis = table[table.split == "dissimilar"]
+        anb = dis[dis.condition == "AnB"].set_index(["seed", "n"]).acc
+        rnd = dis[dis.condition == "random"].set_index(["seed", "n"]).acc
+        both = anb.index.intersection(rnd.index)
+        out["6"] = 100.0 * (anb[both] - rnd[both]).groupby(level="seed").median()
+    return {k: v.dropna() for k, v in out.items()}
+
+
+def claim_verdicts(table: pd.DataFrame, *, sesoi: Mapping[str, Mapping[str, Any]]) -> list:
+    """The six claims of the reference file, each judged by a rule fixed here in advance.
+
+    Args:
+        table: :func:`per_seed_table` output.
+        sesoi: the protocol's SESOI rule per claim number (``"1"`` .. ``"6"``), each a mapping
+            for :func:`survey_lib.experiments.verdicts.sesoi_from_spec` (points).
+
+    Claims 1, 3, 4, 5, 6 are directional (:func:`~survey_lib.experiments.verdicts.effect`),
+    claim 2 an equality (:func:`~survey_lib.experiments.verdicts.equivalent`); every verdict
+    carries its split-half stability (seeds split by ``seed_halves``).
+    """
+    from survey_lib.experiments.verdicts import (
+        effect,
+        equivalent,
+        not_run,
+        sesoi_from_spec,
+        values_and_halves,
+    )
+
+    missing = sorted(set(CLAIMS) - {str(k) for k in sesoi})
+    if missing:
+        raise ValueError(f"sesoi has no rule for claims {missing}; needs keys {sorted(CLAIMS)}")
+    low, mid, top = layer_groups(table.n.unique())
+    what = {
+        "1": f"the co-adaptation dip (BnB − baseB over n∈{mid})",
+        "2": "BnB+ − baseB (mean over all n)",
+        "3": f"the fall of AnB ((AnB − baseB) at n∈{top} minus at n∈{low})",
+        "4": "the boost AnB+ − baseB (mean over all n)",
+        "5": f"the extra drop of AnB on the dissimilar split at n∈{top}",
+        "6": "AnB (dissimilar) − random frozen filters (median over n)",
+    }
+    predicted = {"1": "-", "3": "-", "4": "+", "5": "+", "6": "+"}
+    values = claim_values(table)
+    out = []
+    for key, claim in CLAIMS.items():
+        if key not in values or values[key].empty:
             out.append(not_run(claim, "no dissimilar split"))
-        return out
-    drop_random = _mean_delta(table, "random", "AnB", top)
-    drop_dissim = _mean_delta(table, "dissimilar", "AnB", top)
-    common = drop_random.index.intersection(drop_dissim.index)
-    out.append(
-        greater_than(
-            "5. AnB drops more for a dissimilar split than for a random one",
-            (drop_random[common] - drop_dissim[common]).tolist(),
-            0.0,
-            what=f"(AnB − baseB)_random − (AnB − baseB)_dissimilar at n∈{top}",
-        )
-    )
-    anb = (
-        table[(table.split == "dissimilar") & (table.condition == "AnB")]
-        .set_index(["seed", "n"])
-        .acc
-    )
-    rnd = (
-        table[(table.split == "dissimilar") & (table.condition == "random")]
-        .set_index(["seed", "n"])
-        .acc
-    )
-    both = anb.index.intersection(rnd.index)
-    gap = (anb[both] - rnd[both]).groupby(level="seed").mean()
-    out.append(
-        greater_than(
-            "6. Transferred features, even from a dissimilar half, beat random frozen filters",
-            gap.tolist(),
-            0.0,
-            what="mean over n of AnB(dissimilar) − random frozen",
-        )
-    )
+            continue
+        vals, halves = values_and_halves(values[key])
+        size, rule = sesoi_from_spec(sesoi[key])
+        common = {"sesoi": size, "sesoi_rule": rule, "what": what[key], "halves": halves}
+        if key == "2":
+            out.append(equivalent(claim, vals, **common))
+        else:
+            out.append(effect(claim, vals, predicted=predicted[key], **common))
     return out
+
+
+def n_test_images(params: Mapping[str, Any], split: str, seed: int) -> int:
+    """Test images of half B for ``split`` and ``seed`` under the protocol ``params`` (the
+    ``test_per_class`` cap, or every test image when it is ``None``)."""
+    import torch
+
+    from survey_lib.data import dataset_info
+
+    info = dataset_info(params["dataset"])
+    classes = halves(params["dataset"], split, seed, info.num_classes)["B"]
+    test = load_split(params["dataset"], "test", classes=classes, size=None,
+                      options=dict(params.get("options", {})))
+    counts = torch.bincount(test.labels, minlength=test.num_classes)
+    cap = params.get("test_per_class")
+    return int(counts.clamp(max=int(cap)).sum()) if cap else int(counts.sum())
+
+
+def noise_budgets(table: pd.DataFrame, n_test: Mapping[str, int]) -> list:
+    """The noise budget (:mod:`survey_lib.experiments.noise`) of each claim's per-seed
+    quantity, with ``n_test[split]`` test images per network (claim 6 as the mean over n)."""
+    from survey_lib.experiments.noise import mean_difference_terms, noise_budget
+
+    ns = sorted(int(n) for n in table.n.unique())
+    low, mid, top = layer_groups(ns)
+    acc = table.groupby(["split", "condition", "n"]).acc.mean()
+    base = table.groupby("split").baseB.mean()
+
+    def accs(split: str, condition: str, depths) -> list[float]:
+        return [float(acc.loc[(split, condition, n)]) for n in depths
+                if (split, condition, n) in acc.index]
+
+    m = {s: int(v) for s, v in n_test.items()}
+    terms = {
+        "1": mean_difference_terms(accs("random", "BnB", mid), [base["random"]], m["random"]),
+        "2": mean_difference_terms(accs("random", "BnB+", ns), [base["random"]], m["random"]),
+        "3": mean_difference_terms(accs("random", "AnB", top), accs("random", "AnB", low),
+                                   m["random"]),
+        "4": mean_difference_terms(accs("random", "AnB+", ns), [base["random"]], m["random"]),
+    }
+    if "dissimilar" in set(table.split) and "dissimilar" in m:
+        terms["5"] = (mean_difference_terms(accs("random", "AnB", top), [base["random"]],
+                                            m["random"])
+                      + [(-w, p, k) for w, p, k in mean_difference_terms(
+                          accs("dissimilar", "AnB", top), [base["dissimilar"]],
+                          m["dissimilar"])])
+        terms["6"] = mean_difference_terms(accs("dissimilar", "AnB", ns),
+                                           accs("dissimilar", "random", ns), m["dissimilar"])
+    values = claim_values(table)
+    return [noise_budget(CLAIMS[k][:2] + " " + CLAIMS[k][3:40], values[k].tolist(), t)
+            for k, t in terms.items() if k in values and len(values[k])]
