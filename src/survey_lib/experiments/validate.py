@@ -65,6 +65,10 @@ _WORKERS = {
     "anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
     "description": "an integer >= 1 or 'auto'",
 }
+_INT_OR_ALL = {
+    "anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+    "description": "examples per class >= 1, or null for every test example",
+}
 _SESOI = {
     "type": "object",
     "additionalProperties": {
@@ -121,7 +125,7 @@ SCHEMAS: dict[str, dict] = {
                             "channels": _int(1, "a channel count >= 1"),
                             "pool_per_class": _int(1, "examples per class >= 1"),
                             "pool_seed": _int(0),
-                            "test_per_class": _int(1, "examples per class >= 1"),
+                            "test_per_class": _INT_OR_ALL,
                         },
                         ["name", "dataset", "pool_per_class", "test_per_class"],
                         "a mapping with name, dataset, pool_per_class, test_per_class",
@@ -237,7 +241,7 @@ SCHEMAS: dict[str, dict] = {
             "size": _int(8, "an image size in pixels >= 8"),
             "channels": _int(1, "a channel count >= 1"),
             "train_per_class": _int(1, "examples per class >= 1"),
-            "test_per_class": _int(1, "examples per class >= 1"),
+            "test_per_class": _INT_OR_ALL,
             "n_values": {
                 "type": "array",
                 "minItems": 1,
@@ -267,7 +271,7 @@ SCHEMAS: dict[str, dict] = {
                             "dataset": {"type": "string"},
                             "options": _OPTIONS,
                             "train_per_class": _int(1),
-                            "test_per_class": _int(1),
+                            "test_per_class": _INT_OR_ALL,
                             "model_kwargs": {"type": "object"},
                         },
                         ["dataset", "train_per_class", "test_per_class"],
