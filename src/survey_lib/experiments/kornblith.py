@@ -102,12 +102,16 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         }.items():
             f, _ = extract_features(model, ds, mean=stats[0], std=stats[1], device=device)
             feats[name] = (f.numpy(), ds.labels.numpy())
+        # on CUDA the probe's L-BFGS runs there (torch); on the CPU scikit-learn's, as before
+        on_gpu = torch.device(device).type == "cuda"
         result = linear_probe(
             *feats["train"],
             *feats["val"],
             num_classes=train.num_classes,
             test_features=feats["test"][0],
             test_labels=feats["test"][1],
+            backend="torch" if on_gpu else "sklearn",
+            device=device,
         )
         return {"test_acc": float(result.test_accuracy), "best_C": float(result.best_C)}
 
