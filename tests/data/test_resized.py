@@ -13,7 +13,9 @@ def _reference(images: torch.Tensor, size: int, channels: int | None) -> torch.T
     """The float path every call took before the early returns (the old implementation)."""
     x = images.float()
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     if channels is not None and channels != x.shape[1]:
         x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
     return x.round().clamp(0, 255).to(torch.uint8)
@@ -27,7 +29,16 @@ def _dataset(channels: int, side: int = 12) -> ImageDataset:
 
 @pytest.mark.parametrize(
     ("in_channels", "size", "channels"),
-    [(1, 12, None), (1, 12, 1), (3, 12, 3), (1, 12, 3), (1, 8, 3), (3, 8, 1), (3, 12, 1), (3, 16, None)],
+    [
+        (1, 12, None),
+        (1, 12, 1),
+        (3, 12, 3),
+        (1, 12, 3),
+        (1, 8, 3),
+        (3, 8, 1),
+        (3, 12, 1),
+        (3, 16, None),
+    ],
 )
 def test_resized_equals_the_float_path(in_channels: int, size: int, channels: int | None) -> None:
     ds = _dataset(in_channels)

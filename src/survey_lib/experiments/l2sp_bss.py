@@ -69,9 +69,7 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
     return train.resized(size, channels), test.resized(size, channels)
 
 
-def attention_sample(
-    train: ImageDataset, seed: int, size: int = ATTENTION_SAMPLES
-) -> torch.Tensor:
+def attention_sample(train: ImageDataset, seed: int, size: int = ATTENTION_SAMPLES) -> torch.Tensor:
     """Indices of DELTA's attention sample: about ``size`` training examples, stratified by
     class at random (:func:`~survey_lib.data.protocols.sampling_rate_subset` at rate
     ``size / n``, at least one per class), in a seeded random order; all of ``train`` in its

@@ -79,9 +79,7 @@ def feature_map_distance(
 def _is_channels_last(x: torch.Tensor) -> bool:
     """Whether a 4-D batch is laid out channels-last (and not also plain contiguous)."""
     return (
-        x.ndim == 4
-        and x.is_contiguous(memory_format=torch.channels_last)
-        and not x.is_contiguous()
+        x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     )
 
 

@@ -59,7 +59,9 @@ def _prefix_units(model: nn.Module, layers: Sequence[str]) -> list[tuple[str, in
     """``(layer, unit index)`` in forward order when the ablations can start at the ablated
     unit from cached activations: a sequential model whose hooked module for each layer is
     the unit itself. ``None`` otherwise (timm backbones: one whole forward per ablation)."""
-    if not getattr(model, "sequential", False) or not callable(getattr(model, "forward_units", None)):
+    if not getattr(model, "sequential", False) or not callable(
+        getattr(model, "forward_units", None)
+    ):
         return None
     units = model_units(model)
     index = {name: i for i, (name, _) in enumerate(units)}
