@@ -15,7 +15,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
 
 
 def test_unknown_hyperparameter_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"\['lambda'\] for regularizer 'bss'; valid: eta, k"):
+    with pytest.raises(ValueError, match=r"\['lambda'\] for regularizer 'bss'; valid: eta, fp32_features, k"):
         create_regularizer("bss", **{"lambda": 1.0})
     with pytest.raises(ValueError, match="'attention'"):
         create_regularizer("delta_unweighted", attention=True)
@@ -35,7 +35,9 @@ def test_resolved_hyperparameters_are_recorded(pair) -> None:
     source, target = pair
     reg = create_regularizer("l2_sp", source_model=source, target_model=target, beta=0.5)
     assert reg.hparams == {"name": "l2_sp", "alpha": 0.1, "beta": 0.5}
-    assert hyperparameters("bss") == {"k": 1, "eta": 0.001, "method": "auto"}
+    assert hyperparameters("bss") == {
+        "k": 1, "eta": 0.001, "method": "auto", "fp32_features": True
+    }
 
 
 def test_combination_sums_its_parts(pair, batch) -> None:

@@ -108,16 +108,27 @@ class ImageDataset:
         )
 
     def resized(self, size: int, channels: int | None = None) -> ImageDataset:
-        """Bilinearly resize to ``size``×``size`` and optionally repeat/average to ``channels``."""
+        """Bilinearly resize to ``size``×``size`` and optionally repeat/average to ``channels``.
+
+        Returns ``self`` when neither the size nor the channel count changes (no copy, no float
+        conversion), and repeats a single channel in ``uint8``: both give exactly the tensors
+        of the float path (``round(float(x)) == x`` for ``uint8`` ``x``), without its cost.
+        """
+        if size < 1:
+            raise ValueError(f"size must be a positive integer, got {size}")
+        same_size = self.images.shape[-1] == size and self.images.shape[-2] == size
+        in_channels = int(self.images.shape[1])
+        if channels is not None and channels != in_channels and in_channels != 1 and channels != 1:
+            raise ValueError(f"cannot convert {in_channels} channels to {channels}")
+        if same_size and (channels is None or channels == in_channels):
+            return self
+        if same_size and in_channels == 1:  # only a channel repeat: exact in uint8
+            images = self.images.repeat(1, channels, 1, 1)
+            return ImageDataset(self.name, self.split, images, self.labels, self.class_names)
         x = self.images.float()
-        if x.shape[-1] != size or x.shape[-2] != size:
+        if not same_size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         if channels is not None and channels != x.shape[1]:
-            if x.shape[1] == 1:
-                x = x.repeat(1, channels, 1, 1)
-            elif channels == 1:
-                x = x.mean(dim=1, keepdim=True)
-            else:
-                raise ValueError(f"cannot convert {x.shape[1]} channels to {channels}")
+            x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
         images = x.round().clamp(0, 255).to(torch.uint8)
         return ImageDataset(self.name, self.split, images, self.labels, self.class_names)

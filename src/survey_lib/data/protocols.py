@@ -166,6 +166,26 @@ def k_per_class(
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
+def at_most_k_per_class(
+    labels: Sequence[int] | np.ndarray | torch.Tensor, k: int, seed: int, *, num_classes: int
+) -> np.ndarray:
+    """Indices of at most ``k`` examples of each class (all of a smaller class), sorted.
+
+    Each class keeps the prefix of the same seeded permutation as :func:`k_per_class`, so when
+    every class has at least ``k`` examples this equals ``k_per_class(labels, k, seed)``; a
+    small class does not lower the cap of the others (a test-set cap taken as
+    ``min(k, smallest class)`` left Caltech-101 about one test image per class).
+
+    Raises:
+        ValueError: ``k < 1``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    array = _labels_array(labels, num_classes)
+    chosen = [perm[:k] for perm in _class_permutations(array, num_classes, seed)]
+    return np.sort(np.concatenate([np.zeros(0, dtype=np.int64), *chosen])).astype(np.int64)
+
+
 def sampling_rate_subset(
     labels: Sequence[int] | np.ndarray | torch.Tensor, rate: float, seed: int, *, num_classes: int
 ) -> np.ndarray:

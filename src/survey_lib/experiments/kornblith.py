@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from survey_lib.data import ImageDataset
-from survey_lib.data.protocols import k_per_class, train_val_split
+from survey_lib.data.protocols import at_most_k_per_class, k_per_class, train_val_split
 from survey_lib.experiments import common
 from survey_lib.experiments.common import (
     fit_or_fail,
@@ -50,15 +50,16 @@ def source_accuracy(source: Mapping[str, Any], epochs: int, checkpoint_dir: str)
 def target_data(
     target: Mapping[str, Any], k: int, seed: int, size: int
 ) -> tuple[ImageDataset, ImageDataset]:
-    """``k`` training examples per class (nested in ``k`` for a fixed seed) and a test set.
+    """``k`` training examples per class (nested in ``k`` for a fixed seed) and a test set of at
+    most ``target["test_per_class"]`` examples per class (seed 0; all when not given).
 
     When the target's train and test splits are the same split (e.g. glyphs in unseen fonts),
-    the test set is every example not drawn for training."""
+    the test set is every example not drawn for training. Examples are chosen on the native
+    images and only the chosen ones are resized (the same pixels as resizing first: the
+    resize acts on each image alone)."""
     opts = dict(target.get("options", {}))
     channels = int(target.get("channels", 1))
-    train_full = load_split(
-        target["dataset"], target["train_split"], size=size, channels=channels, options=opts
-    )
+    train_full = load_split(target["dataset"], target["train_split"], size=None, options=opts)
     idx = k_per_class(train_full.labels, int(k), seed, num_classes=train_full.num_classes)
     train = train_full.subset(idx)
     if target["test_split"] == target["train_split"]:
@@ -66,18 +67,13 @@ def target_data(
         mask[torch.as_tensor(idx)] = False
         test = train_full.subset(torch.nonzero(mask).flatten())
     else:
-        test = load_split(
-            target["dataset"], target["test_split"], size=size, channels=channels, options=opts
-        )
+        test = load_split(target["dataset"], target["test_split"], size=None, options=opts)
     cap = target.get("test_per_class")
     if cap:
-        counts = torch.bincount(test.labels, minlength=test.num_classes)
         test = test.subset(
-            k_per_class(
-                test.labels, min(int(cap), int(counts.min())), 0, num_classes=test.num_classes
-            )
+            at_most_k_per_class(test.labels, int(cap), 0, num_classes=test.num_classes)
         )
-    return train, test
+    return train.resized(size, channels), test.resized(size, channels)
 
 
 def _epochs_for(steps: int, batch_size: int, n: int) -> int:
@@ -106,12 +102,16 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         }.items():
             f, _ = extract_features(model, ds, mean=stats[0], std=stats[1], device=device)
             feats[name] = (f.numpy(), ds.labels.numpy())
+        # on CUDA the probe's L-BFGS runs there (torch); on the CPU scikit-learn's, as before
+        on_gpu = torch.device(device).type == "cuda"
         result = linear_probe(
             *feats["train"],
             *feats["val"],
             num_classes=train.num_classes,
             test_features=feats["test"][0],
             test_labels=feats["test"][1],
+            backend="torch" if on_gpu else "sklearn",
+            device=device,
         )
         return {"test_acc": float(result.test_accuracy), "best_C": float(result.best_C)}
 

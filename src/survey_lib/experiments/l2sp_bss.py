@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from survey_lib.data.protocols import sampling_rate_subset
+from survey_lib.data import ImageDataset
+from survey_lib.data.protocols import at_most_k_per_class, sampling_rate_subset
 from survey_lib.experiments import common
 from survey_lib.experiments.common import (
     fit_or_fail,
@@ -32,6 +33,9 @@ from survey_lib.models import TransferModel
 from survey_lib.models.features import normalize
 from survey_lib.regularizers import create_regularizer
 
+#: DELTA's attention sample size (examples of the target's training set).
+ATTENTION_SAMPLES = 256
+
 
 def source_model(source: Mapping[str, Any], checkpoint_dir: str) -> tuple[TransferModel, tuple]:
     """The pretrained source model (cached) and the normalisation it was trained with."""
@@ -40,8 +44,9 @@ def source_model(source: Mapping[str, Any], checkpoint_dir: str) -> tuple[Transf
 
 def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
     """The target's pool (``pool_per_class`` per class, fixed by ``pool_seed``), sampled at
-    ``rate`` with ``seed`` (nested across rates), and its test set, with ``target["channels"]``
-    channels (default 1) at ``size`` px."""
+    ``rate`` with ``seed`` (nested across rates), and its test set (at most
+    ``test_per_class`` per class, seed 0), with ``target["channels"]`` channels (default 1) at
+    ``size`` px. Examples are chosen on the native images and only the chosen ones resized."""
     opts = dict(target.get("options", {}))
     channels = int(target.get("channels", 1))
     pool = load_split(
@@ -49,23 +54,35 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
         "train",
         per_class=target["pool_per_class"],
         seed=target.get("pool_seed", 0),
-        size=size,
-        channels=channels,
+        size=None,
         options=opts,
     )
     train = pool.subset(
         sampling_rate_subset(pool.labels, float(rate), seed, num_classes=pool.num_classes)
     )
-    test = load_split(
-        target["dataset"],
-        "test",
-        per_class=target["test_per_class"],
-        seed=0,
-        size=size,
-        channels=channels,
-        options=opts,
+    test = load_split(target["dataset"], "test", size=None, options=opts)
+    test = test.subset(
+        at_most_k_per_class(
+            test.labels, int(target["test_per_class"]), 0, num_classes=test.num_classes
+        )
     )
-    return train, test
+    return train.resized(size, channels), test.resized(size, channels)
+
+
+def attention_sample(train: ImageDataset, seed: int, size: int = ATTENTION_SAMPLES) -> torch.Tensor:
+    """Indices of DELTA's attention sample: about ``size`` training examples, stratified by
+    class at random (:func:`~survey_lib.data.protocols.sampling_rate_subset` at rate
+    ``size / n``, at least one per class), in a seeded random order; all of ``train`` in its
+    own order when it holds at most ``size`` examples.
+
+    The first ``size`` images of a class-sorted subset (what DELTA saw before) covered about
+    3 of Oxford-IIIT Pets' 37 classes."""
+    n = len(train)
+    if n <= size:
+        return torch.arange(n)
+    idx = sampling_rate_subset(train.labels, size / n, seed, num_classes=train.num_classes)
+    order = torch.randperm(len(idx), generator=torch.Generator().manual_seed(int(seed)))
+    return torch.as_tensor(idx)[order]
 
 
 def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
@@ -88,8 +105,14 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     )
     name = spec.pop("regularizer")
     if "delta" in name.split("+"):
-        x = normalize(train.images[:256], stats[0], stats[1])
-        spec[("delta__" if "+" in name else "") + "attention_data"] = (x, train.labels[:256])
+        # on the run's device, in its memory format and autocast (DELTA's attention forwards)
+        prefix = "delta__" if "+" in name else ""
+        idx = attention_sample(train, seed)
+        x = normalize(train.images[idx], stats[0], stats[1]).to(config.device)
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        spec[prefix + "attention_data"] = (x, train.labels[idx].to(config.device))
+        spec[prefix + "attention_amp"] = bool(config.amp_bf16 and x.device.type == "cuda")
     torch.manual_seed(seed)
     reg = create_regularizer(name, source_model=pretrained, target_model=target_model, **spec)
     fit_or_fail(target_model, train, None, config, penalty=reg.penalty)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from survey_lib.data import ImageDataset
 from survey_lib.data.protocols import named_split, split_classes
 from survey_lib.experiments.common import (
     cached_model,
@@ -24,6 +25,7 @@ from survey_lib.experiments.common import (
     train_config,
 )
 from survey_lib.models import TransferModel, dataset_stats
+from survey_lib.train import TrainConfig
 from survey_lib.transfer import freeze_units, transfer_units
 
 if TYPE_CHECKING:
@@ -69,11 +71,8 @@ def _data(params: Mapping[str, Any], half: str, seed: int):
     return train, test
 
 
-def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[TransferModel, float]:
-    """``base<half>`` for this split and seed: loaded from its checkpoint or trained."""
-    train, test = _data(params, half, seed)
-    config = train_config(params["train"], seed, dataset_stats(train))
-    key = {
+def _base_key(params: Mapping[str, Any], half: str, seed: int) -> dict[str, Any]:
+    return {
         "what": "yosinski-base",
         "half": half,
         "seed": seed,
@@ -92,9 +91,15 @@ def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[Transfe
         "model_kwargs": dict(params.get("model_kwargs", {})),
         "options": dict(params.get("options", {})),
     }
-    model = cached_model(
+
+
+def _trained_base(
+    params: Mapping[str, Any], half: str, seed: int, train: ImageDataset, config: TrainConfig
+) -> TransferModel:
+    """``base<half>`` from its checkpoint, or trained on ``train`` (that half's data)."""
+    return cached_model(
         params["checkpoint_dir"],
-        key,
+        _base_key(params, half, seed),
         lambda: new_model(
             params["model"],
             train.num_classes,
@@ -104,6 +109,14 @@ def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[Transfe
         ),
         lambda m: fit_or_fail(m, train, None, config),
     )
+
+
+def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[TransferModel, float]:
+    """``base<half>`` for this split and seed (loaded from its checkpoint or trained) and its
+    test accuracy on that half."""
+    train, test = _data(params, half, seed)
+    config = train_config(params["train"], seed, dataset_stats(train))
+    model = _trained_base(params, half, seed, train, config)
     return model, test_accuracy(model, test, config)
 
 
@@ -111,6 +124,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     """One run of the grid. ``params['kind']`` is ``base``, ``transfer`` or ``random_frozen``.
 
     Returns ``{"test_acc": ...}`` measured on the held-out test split of the target half.
+    A transfer run loads each half's data once and does not evaluate the base network.
     """
     kind = params["kind"]
     if kind == "base":
@@ -118,9 +132,10 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         return {"test_acc": acc}
 
     train, test = _data(params, "B", seed)
+    source_half = params.get("source", "B")
+    source_train = train if source_half == "B" else _data(params, source_half, seed)[0]
     # Normalise the target with the source half's statistics: the copied units expect them.
-    source_train, _ = _data(params, params.get("source", "B"), seed)
-    config = train_config(params["train"], seed, dataset_stats(source_train))
+    source_config = train_config(params["train"], seed, dataset_stats(source_train))
     n = int(params["n"])
     target = new_model(
         params["model"],
@@ -130,7 +145,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         **params.get("model_kwargs", {}),
     )
     if kind == "transfer":
-        source, _ = base_model(params, params["source"], seed)
+        source = _trained_base(params, params["source"], seed, source_train, source_config)
         transfer_units(source, target, n, freeze=bool(params["freeze"]), seed=seed + 10_000)
         frozen = n if params["freeze"] else 0
     elif kind == "random_frozen":
@@ -139,7 +154,9 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     else:
         raise ValueError(f"unknown kind {kind!r}; valid: base, transfer, random_frozen")
     config = train_config(
-        {**params["train"], "frozen_units": frozen}, seed, (config.mean, config.std)
+        {**params["train"], "frozen_units": frozen},
+        seed,
+        (source_config.mean, source_config.std),
     )
     fit_or_fail(target, train, None, config)
     return {"test_acc": test_accuracy(target, test, config)}

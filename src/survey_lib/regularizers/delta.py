@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -57,7 +58,8 @@ def feature_map_distance(
                 f"layer {name}: target {tuple(target.shape)} vs source {tuple(source.shape)}"
             )
         batch, channels = target.shape[:2]
-        per_channel = (target - source.detach()).reshape(batch, channels, -1).pow(2).mean(dim=2)
+        diff = target.float() - source.detach().float()  # bf16 maps (autocast) compared in fp32
+        per_channel = diff.reshape(batch, channels, -1).pow(2).mean(dim=2)
         if weights is None:
             per_sample = per_channel.sum(dim=1)
         else:
@@ -72,6 +74,23 @@ def feature_map_distance(
     if total is None:
         raise ValueError("no layers to compare")
     return total
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a 4-D batch is laid out channels-last (and not also plain contiguous)."""
+    return (
+        x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    )
+
+
+def _model_channels_last(model: nn.Module) -> bool:
+    """Whether ``model``'s convolution kernels are stored channels-last (``fit`` does that
+    when ``config.channels_last``); kernels with one input channel or 1x1 are ambiguous and
+    skipped."""
+    for param in model.parameters():
+        if param.ndim == 4 and param.shape[1] > 1 and param.shape[2] * param.shape[3] > 1:
+            return _is_channels_last(param)
+    return False
 
 
 def _capture(owner: weakref.ref, name: str) -> Callable[..., None]:
@@ -134,6 +153,13 @@ class DELTA(Regularizer):
         temperature: softmax temperature :math:`T` of the channel weights (authors: 5).
         reduction: ``"mean"`` (the paper's objective) or ``"sum"`` (the authors' code) over
             the batch.
+        attention_amp: run the attention's forwards under bf16 autocast (as training on CUDA).
+
+    Devices: the attention (head fit and ablations) runs on the device of ``attention_data``
+    in its memory format (pass them as the run will train: on its device, channels-last when
+    it trains channels-last), the source's forward in :meth:`penalty` on the step's device,
+    in the target model's memory format and under the autocast the target's maps were
+    computed in (bf16 maps: bf16 source maps; the distance itself is taken in float32).
     """
 
     needs_source = True
@@ -154,6 +180,7 @@ class DELTA(Regularizer):
         head_steps: int = 100,
         temperature: float = 5.0,
         reduction: str = "mean",
+        attention_amp: bool = False,
     ) -> None:
         super().__init__()
         for key, value in (("alpha", alpha), ("beta", beta), ("head_steps", head_steps)):
@@ -182,7 +209,13 @@ class DELTA(Regularizer):
                         "weights"
                     )
                 channel_weights = self._attention(
-                    source_model, target_model, attention_data, head, head_steps, temperature
+                    source_model,
+                    target_model,
+                    attention_data,
+                    head,
+                    head_steps,
+                    temperature,
+                    attention_amp,
                 )
             if sorted(channel_weights) != sorted(self.layers):
                 raise ValueError(
@@ -196,6 +229,7 @@ class DELTA(Regularizer):
         elif channel_weights is not None or attention_data is not None:
             raise ValueError("attention=False takes neither channel_weights nor attention_data")
         self._captured: dict[str, torch.Tensor] = {}
+        self._source_channels_last = False
         owner = weakref.ref(self)
         self._handles = [
             unit_output_module(target_model, name).register_forward_hook(_capture(owner, name))
@@ -210,17 +244,23 @@ class DELTA(Regularizer):
         head: nn.Module | None,
         head_steps: int,
         temperature: float,
+        amp: bool,
     ) -> dict[str, torch.Tensor]:
         is_one_batch = (
             isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor)
         )
         batches = [data] if is_one_batch else list(data)
-        probe = frozen_copy(source_model)
+        device = batches[0][0].device
+        probe = frozen_copy(source_model).to(device)
+        if _is_channels_last(batches[0][0]):
+            probe.to(memory_format=torch.channels_last)
         classifier = copy.deepcopy(head if head is not None else target_model.get_classifier())
+        classifier.to(device)
         if head_steps > 0:
-            fit_head(probe, classifier, batches, steps=head_steps)
+            fit_head(probe, classifier, batches, steps=head_steps, amp=amp)
         probe.set_classifier(classifier)
-        return channel_attention(probe, self.layers, batches, temperature=temperature)
+        weights = channel_attention(probe, self.layers, batches, temperature=temperature, amp=amp)
+        return {name: w.cpu() for name, w in weights.items()}
 
     def channel_weights(self) -> dict[str, torch.Tensor] | None:
         """The stored channel weights (``None`` for the unweighted variant)."""
@@ -268,9 +308,12 @@ class DELTA(Regularizer):
                 "target model must run forward on these inputs with gradients enabled just before"
             )
         target = {name: captured[name] for name in self.layers}
-        distance = feature_map_distance(
-            target, self.source_maps(inputs), self.channel_weights(), self.reduction
-        )
+        dtype = target[self.layers[0]].dtype
+        amp = dtype in (torch.bfloat16, torch.float16)
+        context = torch.autocast(inputs.device.type, dtype=dtype) if amp else nullcontext()
+        with context:
+            source = self.source_maps(inputs)
+        distance = feature_map_distance(target, source, self.channel_weights(), self.reduction)
         head = squared_norm(list(model_units(model)[-1][1].parameters()), distance)
         return self.alpha * distance + 0.5 * self.beta * head
 
@@ -282,6 +325,11 @@ class DELTA(Regularizer):
                 "None (the step trained on cached frozen-unit outputs); train DELTA without caching"
             )
         self.follow_device(ctx)
+        channels_last = _model_channels_last(ctx.model)
+        if channels_last != self._source_channels_last:
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            self.source.to(memory_format=fmt)
+            self._source_channels_last = channels_last
         return self(ctx.inputs, ctx.model)
 
     def train(self, mode: bool = True) -> DELTA:
