@@ -19,18 +19,23 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from survey_lib.data.protocols import sampling_rate_subset
 from survey_lib.experiments import common
 from survey_lib.experiments.common import (
+    checkpoint_info,
     fit_or_fail,
     load_split,
+    model_device,
     test_accuracy,
     train_config,
 )
 from survey_lib.models import TransferModel
 from survey_lib.models.features import normalize
 from survey_lib.regularizers import create_regularizer
+from survey_lib.runner import RunOutput
+from survey_lib.train.context import StepContext
 
 
 def source_model(source: Mapping[str, Any], checkpoint_dir: str) -> tuple[TransferModel, tuple]:
@@ -68,30 +73,95 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
     return train, test
 
 
-def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
+def on_model_device(model: TransferModel, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tensors`` moved to :func:`~survey_lib.experiments.common.model_device` of ``model``."""
+    device = model_device(model)
+    return tuple(t.to(device) for t in tensors)
+
+
+def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """Fine-tune the source on ``params['target']`` at ``params['rate']`` with the penalty
     ``params['method']`` (a key of ``params['methods']``: ``{"regularizer": name, **hparams}``).
-    ``params['lr']`` overrides the learning rate (the learning-rate sweep)."""
+    ``params['lr']`` overrides the learning rate (the learning-rate sweep). The source model
+    and every tensor given to the regularizer (DELTA's attention batch) live on the run's
+    device; the run record keeps the source checkpoint's SHA-256."""
     source = params["source"]
     spec = dict(params["methods"][params["method"]])
     train, test = target_data(params["target"], params["rate"], seed, source["size"])
     pretrained, stats = source_model(source, params["checkpoint_dir"])
+    config = train_config(
+        {**params["train"], **({"lr": params["lr"]} if params.get("lr") else {})}, seed, stats
+    )
+    pretrained.to(config.device)
     # the whole pretrained network (any input channels, timm backbones included), with a new
     # head drawn from the run's seed
     target_model = copy.deepcopy(pretrained)
     torch.manual_seed(int(seed))
     target_model.reset_classifier(train.num_classes)
-    config = train_config(
-        {**params["train"], **({"lr": params["lr"]} if params.get("lr") else {})}, seed, stats
-    )
     name = spec.pop("regularizer")
     if "delta" in name.split("+"):
         x = normalize(train.images[:256], stats[0], stats[1])
         spec[("delta__" if "+" in name else "") + "attention_data"] = (x, train.labels[:256])
+    for key in [k for k in spec if k.endswith("attention_data")]:
+        spec[key] = on_model_device(pretrained, *spec[key])
     torch.manual_seed(seed)
     reg = create_regularizer(name, source_model=pretrained, target_model=target_model, **spec)
     fit_or_fail(target_model, train, None, config, penalty=reg.penalty)
-    return {"test_acc": test_accuracy(target_model, test, config)}
+    return RunOutput(
+        {"test_acc": test_accuracy(target_model, test, config)}, info=checkpoint_info(pretrained)
+    )
+
+
+def penalty_magnitudes(
+    model: TransferModel,
+    stats: tuple,
+    targets: Mapping[str, Mapping[str, Any]],
+    methods: Mapping[str, Mapping[str, Any]],
+    *,
+    size: int,
+    batch_size: int,
+) -> pd.DataFrame:
+    """Each method's penalty next to the cross-entropy, for ``model`` (the pretrained source,
+    training mode, a freshly reset head) on the first ``batch_size`` images of each target.
+
+    One row per target × method (plus "BSS term alone"): ``cross_entropy``, ``penalty``. Every
+    tensor is built on ``model``'s device, wherever that is.
+    """
+    rows = []
+    for t in targets.values():
+        tr, _ = target_data(t, 1.0, 0, size)
+        x, y = on_model_device(
+            model, normalize(tr.images[:batch_size], *stats), tr.labels[:batch_size]
+        )
+        bss_only = {
+            "regularizer": "bss",
+            "eta": methods["BSS"]["bss__eta"],
+            "k": methods["BSS"]["bss__k"],
+        }
+        for m, spec in {**methods, "BSS term alone": bss_only}.items():
+            spec = dict(spec)
+            name = spec.pop("regularizer")
+            target_model = copy.deepcopy(model)
+            torch.manual_seed(0)
+            target_model.reset_classifier(tr.num_classes)
+            if "delta" in name.split("+"):
+                spec[("delta__" if "+" in name else "") + "attention_data"] = (x, y)
+            reg = create_regularizer(name, source_model=model, target_model=target_model, **spec)
+            target_model.train()
+            feats = target_model.forward_features(x)
+            logits = target_model.forward_head(feats)
+            ctx = StepContext(target_model, x, feats, logits, y, 0, 0)
+            rows.append(
+                {
+                    "target": t["name"],
+                    "method": m,
+                    "cross_entropy": float(F.cross_entropy(logits, y).detach()),
+                    "penalty": float(reg.penalty(ctx).detach()),
+                }
+            )
+    out = pd.DataFrame(rows)
+    out["penalty / cross-entropy"] = out["penalty"] / out["cross_entropy"]
+    return out
 
 
 def gains_table(runs: pd.DataFrame, baseline: str = "L2") -> pd.DataFrame:

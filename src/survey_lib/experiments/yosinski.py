@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from survey_lib.data.protocols import named_split, split_classes
 from survey_lib.experiments.common import (
     cached_model,
+    checkpoint_info,
     fit_or_fail,
     load_split,
     new_model,
@@ -24,6 +25,7 @@ from survey_lib.experiments.common import (
     train_config,
 )
 from survey_lib.models import TransferModel, dataset_stats
+from survey_lib.runner import RunOutput
 from survey_lib.transfer import freeze_units, transfer_units
 
 if TYPE_CHECKING:
@@ -107,15 +109,16 @@ def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[Transfe
     return model, test_accuracy(model, test, config)
 
 
-def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
+def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """One run of the grid. ``params['kind']`` is ``base``, ``transfer`` or ``random_frozen``.
 
-    Returns ``{"test_acc": ...}`` measured on the held-out test split of the target half.
+    Returns ``{"test_acc": ...}`` measured on the held-out test split of the target half, and
+    in ``info`` the SHA-256 of the base network's checkpoint the run used.
     """
     kind = params["kind"]
     if kind == "base":
-        _, acc = base_model(params, params["half"], seed)
-        return {"test_acc": acc}
+        base, acc = base_model(params, params["half"], seed)
+        return RunOutput({"test_acc": acc}, info=checkpoint_info(base))
 
     train, test = _data(params, "B", seed)
     # Normalise the target with the source half's statistics: the copied units expect them.
@@ -129,6 +132,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         seed + 10_000,
         **params.get("model_kwargs", {}),
     )
+    source = None
     if kind == "transfer":
         source, _ = base_model(params, params["source"], seed)
         transfer_units(source, target, n, freeze=bool(params["freeze"]), seed=seed + 10_000)
@@ -142,7 +146,9 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         {**params["train"], "frozen_units": frozen}, seed, (config.mean, config.std)
     )
     fit_or_fail(target, train, None, config)
-    return {"test_acc": test_accuracy(target, test, config)}
+    return RunOutput(
+        {"test_acc": test_accuracy(target, test, config)}, info=checkpoint_info(source)
+    )
 
 
 CONDITIONS = ("AnB", "BnB", "AnB+", "BnB+", "random")
