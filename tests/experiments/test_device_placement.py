@@ -26,7 +26,7 @@ METHODS = {
     "L2": {"regularizer": "l2", "alpha": 0.0005},
     "L2-SP": {"regularizer": "l2_sp", "alpha": 0.1, "beta": 0.01},
     "BSS": {"regularizer": "l2+bss", "l2__alpha": 0.0005, "bss__eta": 0.001, "bss__k": 1},
-    "DELTA": {"regularizer": "delta", "alpha": 0.01, "beta": 0.01, "head_steps": 2},
+    "DELTA": {"regularizer": "delta", "alpha": 0.01, "beta": 0.01, "head_steps": 2, "layers": ["conv5"]},
 }
 
 
