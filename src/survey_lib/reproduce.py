@@ -269,6 +269,17 @@ def build_book(root: Path) -> int:
     return subprocess.call(cmd, env={**os.environ, "TQDM_DISABLE": "1"})
 
 
+def _estimate(names: list[str], scale: str, profile: str, notebooks_dir: Path) -> int:
+    """``--estimate``: :mod:`survey_lib.estimate` for the committed protocols; 1 when no
+    step times are measured for some configuration (the message says what to run)."""
+    from survey_lib import estimate
+
+    params = {n: load_params(n, scale, profile, notebooks_dir) for n in names}
+    result = estimate.estimate(names, params, estimate.load_measurements())
+    print(estimate.format_estimate(result, scale), flush=True)
+    return 0 if all(r["seconds"] is not None for r in result["notebooks"].values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -284,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     parser.add_argument("--book", dest="book", action="store_true", default=None)
     parser.add_argument("--no-book", dest="book", action="store_false")
+    parser.add_argument(
+        "--estimate", action="store_true", help="print the expected wall time, train nothing"
+    )
     args = parser.parse_args(argv)
 
     scale = args.scale or default_scale()
@@ -296,6 +310,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
+    if args.estimate:
+        return _estimate(names, scale, args.profile, args.notebooks_dir)
+    from survey_lib import gpu
+
+    try:
+        gpu.require_cuda(scale)
+    except gpu.CudaUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if scale == "gpu":
+        gpu.export_determinism_env()  # before any kernel starts: cuBLAS reads it once
     print(
         f"reproduce: scale={scale} profile={args.profile} notebooks={', '.join(names)}", flush=True
     )
