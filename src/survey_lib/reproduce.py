@@ -4,6 +4,10 @@ Usage::
 
     python -m survey_lib.reproduce [--scale smoke|cpu|gpu] [--profile offline|paper]
                                    [--only NAME[,NAME]] [--set KEY=VALUE ...] [--no-book]
+                                   [--estimate]
+
+``--scale gpu`` stops at once where CUDA is unusable (:mod:`survey_lib.gpu`); ``--estimate``
+prints the expected wall time per notebook and trains nothing (:mod:`survey_lib.estimate`).
 
 For each notebook ``notebooks/<name>.md`` (MyST markdown, converted with jupytext) the driver
 
