@@ -40,6 +40,9 @@ def test_bad_pool_size() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_alexnet_backward_is_deterministic_on_cuda() -> None:
+    from survey_lib.gpu import export_determinism_env
+
+    export_determinism_env()  # cuBLAS reads it at its first call (gpu_check.sh sets it first)
     torch.use_deterministic_algorithms(True)  # raises on an op without a deterministic kernel
     try:
         model = AlexNetSmall(5).cuda()
