@@ -156,7 +156,7 @@ def test_kornblith_cells_run_on_given_weights(paper_fixture) -> None:
         out = kornblith.run_cell({"target": target, "k": 2, "method": method, "source": source,
                                   "finetune": spec, "scratch": spec, "val_fraction": 0.5,
                                   "checkpoint_dir": str(tmp_path / "ckpt")}, 0)
-        assert 0.0 <= out["test_acc"] <= 1.0
+        assert 0.0 <= out.metrics["test_acc"] <= 1.0
 
 
 L2SP_METHODS = {
@@ -180,7 +180,7 @@ def test_l2sp_cells_run_on_given_weights(paper_fixture, method: str) -> None:
                              "target": target, "rate": 1.0, "checkpoint_dir": str(tmp_path / "ckpt"),
                              "train": {"epochs": 1, "lr": 0.01, "batch_size": 64,
                                        "weight_decay": 0.0, "augment": "none"}}, 0)
-    assert 0.0 <= out["test_acc"] <= 1.0
+    assert 0.0 <= out.metrics["test_acc"] <= 1.0
 
 
 def _overrides(name: str, options: dict, source: dict) -> dict:

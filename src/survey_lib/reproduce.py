@@ -5,6 +5,10 @@ Usage::
     python -m survey_lib.reproduce [--scale smoke|cpu|gpu] [--profile offline|paper]
                                    [--only NAME[,NAME]] [--set KEY=VALUE ...] [--no-book]
                                    [--executor local|ray] [--ray-address HOST:PORT]
+                                   [--estimate]
+
+``--scale gpu`` stops at once where CUDA is unusable (:mod:`survey_lib.gpu`); ``--estimate``
+prints the expected wall time per notebook and trains nothing (:mod:`survey_lib.estimate`).
 
 For each notebook ``notebooks/<name>.md`` (MyST markdown, converted with jupytext) the driver
 
@@ -550,6 +554,15 @@ is added: methods.MINE={regularizer: mine, alpha: 0.1}); VALUE is YAML (1e-3, [0
 Overridden results go to results/<scale>-set-<slug>/<notebook>/ (git-ignored), never over the
 committed ones; scale, profile, results_dir and checkpoint_dir cannot be set. With make:
 make reproduce SET="KEY=VALUE KEY=VALUE" """
+def _estimate(names: list[str], scale: str, profile: str, notebooks_dir: Path) -> int:
+    """``--estimate``: :mod:`survey_lib.estimate` for the committed protocols; 1 when no
+    step times are measured for some configuration (the message says what to run)."""
+    from survey_lib import estimate
+
+    params = {n: load_params(n, scale, profile, notebooks_dir) for n in names}
+    result = estimate.estimate(names, params, estimate.load_measurements())
+    print(estimate.format_estimate(result, scale), flush=True)
+    return 0 if all(r["seconds"] is not None for r in result["notebooks"].values()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -590,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ray-address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, or local)"
     )
+    parser.add_argument(
+        "--estimate", action="store_true", help="print the expected wall time, train nothing"
+    )
     args = parser.parse_args(argv)
     if args.executor:  # kernels inherit the environment, and run_grid reads it
         os.environ[ENV_EXECUTOR] = args.executor
@@ -611,6 +627,17 @@ def main(argv: list[str] | None = None) -> int:
     healed = ensure_kernel()
     if healed:
         print(healed, flush=True)
+    if args.estimate:
+        return _estimate(names, scale, args.profile, args.notebooks_dir)
+    from survey_lib import gpu
+
+    try:
+        gpu.require_cuda(scale)
+    except gpu.CudaUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if scale == "gpu":
+        gpu.export_determinism_env()  # before any kernel starts: cuBLAS reads it once
     print(
         f"reproduce: scale={scale} profile={args.profile} notebooks={', '.join(names)}"
         + (f" overrides={overrides}" if overrides else ""),

@@ -6,6 +6,12 @@ Symbols PS, Noto Sans Symbols/Symbols2/Math, Noto Music, DejaVu Math TeX Gyre, L
 Keyboard, Linux Libertine Initials, the MathJax TeX fonts) and Noto's fonts for other scripts
 are left out by that list. Monospaced designs are kept: their letters have shapes of their own.
 
+Where the fonts come from (:func:`resolve_font_dirs`): an explicit ``font_dirs``, else
+``$SURVEY_FONT_DIRS``, else the system folders :data:`FONT_DIRS` when they hold every pinned
+font file byte for byte (Debian 12 with the packages installed), else the pinned packages'
+files unpacked into a user cache (:mod:`survey_lib.data.font_packages`, fetched on first use
+unless ``$SURVEY_FONTS_NO_FETCH`` is set), so the data set is the same on any Linux.
+
 Each family belongs to a *design*: metric-compatible clones of one design (Nimbus Sans, FreeSans
 and TeX Gyre Heros all follow Helvetica) share it, and so do a family's condensed and display
 cuts. The train/test split is by design, so no test typeface is a clone of a training one.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from fontTools.ttLib import TTFont
@@ -150,13 +157,57 @@ class FontFile:
         return all(ord(c) in self.codepoints for c in chars)
 
 
+@cache
+def system_has_pinned_fonts() -> bool:
+    """Whether ``/`` holds every pinned font file with its pinned SHA-256 (memoised)."""
+    from survey_lib.data.font_packages import tree_has_pinned_fonts
+
+    return tree_has_pinned_fonts("/")
+
+
+_VERIFIED_TREES: set[str] = set()
+
+
+def _under(root: Path) -> tuple[Path, ...]:
+    return tuple(root / d.lstrip("/") for d in FONT_DIRS)
+
+
+def default_font_dirs() -> tuple[Path, ...]:
+    """:data:`FONT_DIRS` when the system has the pinned files, else the same folders in the
+    user cache of :mod:`survey_lib.data.font_packages`, fetched there when missing (unless
+    ``$SURVEY_FONTS_NO_FETCH`` is set, when the cache is used as it is)."""
+    if system_has_pinned_fonts():
+        return tuple(Path(d) for d in FONT_DIRS)
+    from survey_lib.data import font_packages
+
+    tree = font_packages.cache_tree()
+    if str(tree) in _VERIFIED_TREES:
+        return _under(tree)
+    if font_packages.tree_has_pinned_fonts(tree):
+        _VERIFIED_TREES.add(str(tree))
+    elif not os.environ.get("SURVEY_FONTS_NO_FETCH"):
+        try:
+            font_packages.fetch_fonts(tree)
+            _VERIFIED_TREES.add(str(tree))
+        except font_packages.FontFetchError as exc:
+            import warnings
+
+            warnings.warn(
+                f"the system lacks the pinned glyph typefaces and fetching them failed: {exc}",
+                stacklevel=2,
+            )
+    return _under(tree)
+
+
 def resolve_font_dirs(
     font_dirs: tuple[str, ...] | list[str] | str | None = None,
 ) -> tuple[Path, ...]:
-    """``font_dirs``, else ``$SURVEY_FONT_DIRS``, else :data:`FONT_DIRS`."""
+    """``font_dirs``, else ``$SURVEY_FONT_DIRS``, else :func:`default_font_dirs`."""
     if font_dirs is None:
         env = os.environ.get("SURVEY_FONT_DIRS")
-        font_dirs = tuple(env.split(os.pathsep)) if env else FONT_DIRS
+        if not env:
+            return default_font_dirs()
+        font_dirs = tuple(env.split(os.pathsep))
     elif isinstance(font_dirs, str | os.PathLike):
         font_dirs = (font_dirs,)
     return tuple(Path(d).expanduser() for d in font_dirs)

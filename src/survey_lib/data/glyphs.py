@@ -15,6 +15,10 @@ that of a Latin letter or digit (nor, for Cyrillic, of a Greek capital), so they
 to a Latin source: Greek 10 capitals + 20 lower-case letters (30), Cyrillic 17 capitals.
 
 Splits are by design (``train``/``test`` fonts never share a typeface or a clone of one).
+With the default font folders (the system's or the pinned packages' files in a user cache, see
+:mod:`survey_lib.data.fonts`) a glyph set other than the committed one is refused
+(:func:`check_glyph_set`) unless ``allow_other_fonts=True`` or ``$SURVEY_ALLOW_OTHER_GLYPHS=1``
+says to use it: results on other fonts are not comparable with the committed ones.
 Rendering is deterministic for given font files and FreeType version; the result is cached once
 under ``$SURVEY_CACHE_DIR/glyphs``. A font whose renderings of a script equal another font's
 exactly is dropped for that script.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,6 +73,15 @@ DEFAULT_SPLIT_SIZES = {"train": 11_780, "test": 3_162}
 :data:`~survey_lib.data.fonts.FONT_PACKAGES` at its Debian 12 version (checked by a slow test)."""
 MIN_FONTS = 8
 """Fewer usable fonts than this for a requested script is an error, not a tiny dataset."""
+PINNED_FONT_LIST_CHECKSUM = "f01940bc66faea7b"
+""":func:`font_list_checksum` of the pinned fonts at 32 px (``data_cards/glyphs.yaml``'s
+``font-list``; a test keeps the two equal)."""
+ALLOW_ENV = "SURVEY_ALLOW_OTHER_GLYPHS"
+
+
+class GlyphSetMismatchError(DatasetNotFoundError):
+    """The fonts found render another glyph set than the committed one."""
+
 
 _MEMO: dict[str, dict] = {}
 
@@ -210,6 +224,59 @@ def _fonts_for(blob: dict, script: str, split: str | None, font_dirs) -> list[in
     return [i for i in usable if split is None or blob["fonts"][i][5] == split]
 
 
+_CHECKED: dict[str, list[str]] = {}
+
+
+def _differences(blob: dict, key: str) -> list[str]:
+    """Used fonts whose bytes differ from the pinned files of the same name (memoised)."""
+    if key not in _CHECKED:
+        from survey_lib.data.font_packages import pinned_files, sha256_file
+
+        by_name = {Path(rel).name: digest for rel, digest in pinned_files().items()}
+        _CHECKED[key] = [
+            Path(font[0]).name
+            for font, scripts in zip(blob["fonts"], blob["font_scripts"], strict=True)
+            if scripts and by_name.get(Path(font[0]).name) != sha256_file(font[0])
+        ]
+    return _CHECKED[key]
+
+
+def check_glyph_set(font_dirs=None, *, allow_other_fonts: bool = False) -> None:
+    """Refuse a glyph set other than the committed one (default font folders only).
+
+    Compares :func:`font_list_checksum` (32 px) with :data:`PINNED_FONT_LIST_CHECKSUM` and
+    every used font file's SHA-256 with the pinned one. Explicit ``font_dirs`` (tests, your
+    own fonts) are not checked; ``allow_other_fonts`` or ``$SURVEY_ALLOW_OTHER_GLYPHS=1``
+    turn the check off.
+
+    Raises:
+        GlyphSetMismatchError: naming both checksums, the differing files and the remedies.
+    """
+    if font_dirs is not None or allow_other_fonts or os.environ.get(ALLOW_ENV, "") not in ("", "0"):
+        return
+    dirs = resolve_font_dirs(None)
+    blob = _rendered(32, None)
+    found = font_list_checksum(size=32, font_dirs=None)
+    other = _differences(blob, _fingerprint(dirs, 32))
+    if found == PINNED_FONT_LIST_CHECKSUM and not other:
+        return
+    used = sum(1 for s in blob["font_scripts"] if s)
+    raise GlyphSetMismatchError(
+        f"glyphs: the fonts under {', '.join(map(str, dirs))} give font-list checksum {found} "
+        f"({used} fonts"
+        + (
+            f"; {len(other)} differ from the pinned files, e.g. {', '.join(other[:3])}"
+            if other
+            else ""
+        )
+        + f"), not the committed {PINNED_FONT_LIST_CHECKSUM}: results would not be comparable. "
+        "Fetch the pinned Debian 12 font files into the user cache with "
+        "`python -m survey_lib.data.font_packages fetch` (unset $SURVEY_FONT_DIRS), or install "
+        f"`{' '.join(FONT_PACKAGES)}` at their Debian 12 versions; to run on these fonts anyway "
+        f"pass allow_other_fonts=True (dataset option) or set {ALLOW_ENV}=1."
+    )
+
+
 def glyph_fonts(
     split: str = "train",
     scripts: Sequence[str] | str = ("latin",),
@@ -247,6 +314,7 @@ def load_glyphs(
     scripts: Sequence[str] | str = ("latin",),
     size: int = 32,
     font_dirs=None,
+    allow_other_fonts: bool = False,
 ) -> ImageDataset:
     """One split of the glyphs dataset.
 
@@ -255,7 +323,9 @@ def load_glyphs(
         scripts: any of ``"latin"`` (47 classes), ``"greek"`` (30), ``"cyrillic"`` (17); the
             classes of several scripts are concatenated in the given order.
         size: image side in pixels.
-        font_dirs: folders to search instead of ``$SURVEY_FONT_DIRS`` / the system folders.
+        font_dirs: folders to search instead of ``$SURVEY_FONT_DIRS`` / the default folders.
+        allow_other_fonts: use default font folders whose glyph set differs from the committed
+            one (see :func:`check_glyph_set`).
 
     Returns:
         ``uint8`` images ``(N, 1, size, size)`` (white glyph on black), ``int64`` labels, and the
@@ -263,11 +333,14 @@ def load_glyphs(
 
     Raises:
         DatasetNotFoundError: fewer than :data:`MIN_FONTS` usable fonts for a script.
+        GlyphSetMismatchError: default font folders with another glyph set than the
+            committed one, not allowed.
     """
     _check_split(split)
     scripts = _check_scripts(scripts)
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an int >= 8, got {size!r}")
+    check_glyph_set(font_dirs, allow_other_fonts=allow_other_fonts)
     blob = _rendered(size, font_dirs)
     lookup: dict[int, int] = {}
     names: list[str] = []

@@ -2,29 +2,44 @@
 
 Checkpoints of source models live in a git-ignored ``checkpoints/`` folder beside the results.
 Training is bitwise reproducible on a CPU, so a checkpoint missing on a fresh clone is simply
-re-trained to the same weights; on a GPU it is re-trained to equivalent ones.
+re-trained to the same weights; on a GPU it is re-trained to equivalent ones (bitwise equal
+only on the same GPU model and software, see :mod:`survey_lib.gpu`), so every run records the
+SHA-256 of the checkpoints it used (:func:`checkpoint_info`).
+
+Devices. :func:`cached_model` always returns its model on the CPU in the contiguous memory
+format (where a loaded checkpoint lands), whether it was loaded or just trained;
+:func:`fit_or_fail` leaves the model on ``config.device`` (as :func:`survey_lib.train.fit`
+does). Code that feeds a model builds its tensors on :func:`model_device` of that model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from survey_lib import gpu
 from survey_lib.data import ImageDataset, get_dataset
 from survey_lib.data.protocols import k_per_class
-from survey_lib.io import atomic_torch_save
+from survey_lib.io import atomic_write_bytes
 from survey_lib.models import TransferModel, create_model, dataset_stats
 from survey_lib.runner import RunFailed
 from survey_lib.train import FitResult, TrainConfig, evaluate, fit
 
 
 def default_device() -> str:
+    """``"cuda"`` when PyTorch sees a CUDA device, else ``"cpu"``: the device runs train on."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+model_device = gpu.model_device
 
 
 def load_split(
@@ -68,7 +83,10 @@ def fit_or_fail(
     **hooks: Any,
 ) -> FitResult:
     """:func:`survey_lib.train.fit`, raising :class:`RunFailed` when the loss went non-finite
-    (so the runner records a failure, never a result)."""
+    (so the runner records a failure, never a result). On CUDA it first switches on the
+    deterministic settings of :func:`survey_lib.gpu.configure_determinism`. The model is left
+    on ``config.device``."""
+    gpu.configure_determinism(config.device)
     result = fit(model, train, val, config, progress=False, **hooks)
     if result.status != "ok":
         raise RunFailed(result.failure)
@@ -92,6 +110,41 @@ def params_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+CHECKPOINT_ATTR = "checkpoint_sha256"
+"""Attribute :func:`cached_model` sets on the model it returns: ``{file name: SHA-256}``."""
+
+
+class CorruptCheckpointWarning(UserWarning):
+    """A checkpoint could not be read and was moved aside to be retrained."""
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _load_checkpoint(path: Path, model: TransferModel) -> str | None:
+    """Load ``path`` into ``model``; its SHA-256, or ``None`` when it is unreadable (truncated,
+    corrupt, or holding another model's weights), after moving it into ``corrupt/`` beside it
+    and warning with its name."""
+    data = path.read_bytes()
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # any unreadable checkpoint is retrained, never trusted
+        aside = path.parent / "corrupt" / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.pt"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(aside)
+        warnings.warn(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else 'no message'}); "
+            f"moved it to {aside} and retraining it",
+            CorruptCheckpointWarning,
+            stacklevel=3,
+        )
+        return None
+    return file_sha256(data)
+
+
 def cached_model(
     checkpoint_dir: str | Path,
     key: Mapping[str, Any],
@@ -99,16 +152,41 @@ def cached_model(
     train: Callable[[TransferModel], None],
 ) -> TransferModel:
     """Return the model for ``key``: loaded from ``checkpoint_dir`` when present (with
-    ``weights_only=True``), otherwise built, trained by ``train`` and saved atomically."""
+    ``weights_only=True``), otherwise built, trained by ``train`` and saved atomically.
+
+    The model comes back on the CPU, contiguous, in eval mode, whichever way it was made
+    (``train`` may leave it on a GPU or channels-last), with the SHA-256 of its checkpoint
+    file in ``model.checkpoint_sha256`` (``{file name: digest}``, see :func:`checkpoint_info`).
+    A checkpoint that cannot be loaded is moved to ``checkpoint_dir/corrupt/``, a
+    :class:`CorruptCheckpointWarning` names it, and the model is retrained.
+    """
     path = Path(checkpoint_dir) / f"{params_key(key)}.pt"
     model = build()
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        return model
-    train(model)
-    atomic_torch_save(path, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+    tried = path.exists()
+    digest = _load_checkpoint(path, model) if tried else None
+    if digest is None:
+        if tried:  # a failed load_state_dict may have copied some tensors already
+            model = build()
+        train(model)
+        model.to("cpu").to(memory_format=torch.contiguous_format)
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+        data = buffer.getvalue()
+        atomic_write_bytes(path, data)
+        digest = file_sha256(data)
+    model.eval()
+    setattr(model, CHECKPOINT_ATTR, {path.name: digest})
     return model
+
+
+def checkpoint_info(*models: Any) -> dict[str, Any]:
+    """``{"checkpoints": {file name: SHA-256}}`` of the cached models a run used (models
+    without a checkpoint, e.g. given timm weights, add nothing): kept in the run record
+    (``RunOutput.info``) so a resumed run shows which base network it was paired with."""
+    found: dict[str, str] = {}
+    for model in models:
+        found.update(getattr(model, CHECKPOINT_ATTR, None) or {})
+    return {"checkpoints": dict(sorted(found.items()))}
 
 
 def new_model(

@@ -23,6 +23,7 @@ from survey_lib.data import ImageDataset
 from survey_lib.data.protocols import at_most_k_per_class, k_per_class, train_val_split
 from survey_lib.experiments import common
 from survey_lib.experiments.common import (
+    checkpoint_info,
     fit_or_fail,
     load_split,
     new_model,
@@ -30,6 +31,7 @@ from survey_lib.experiments.common import (
     train_config,
 )
 from survey_lib.models import TransferModel, dataset_stats, extract_features
+from survey_lib.runner import RunOutput
 from survey_lib.transfer import linear_probe
 
 METHODS = ("finetune", "scratch", "linear")
@@ -80,10 +82,11 @@ def _epochs_for(steps: int, batch_size: int, n: int) -> int:
     return max(1, math.ceil(steps * batch_size / max(n, 1)))
 
 
-def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
+def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """One run: ``params['method']`` on ``params['target']`` with ``params['k']`` per class.
 
-    Returns ``test_acc`` (and ``best_C`` for the linear model)."""
+    Returns ``test_acc`` (and ``best_C`` for the linear model), with the SHA-256 of the source
+    checkpoint used (if any) in ``info``."""
     target, method, k = params["target"], params["method"], int(params["k"])
     source = params["source"]
     epochs = int(params.get("source_epochs", source.get("epochs", 0)))
@@ -113,7 +116,10 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
             backend="torch" if on_gpu else "sklearn",
             device=device,
         )
-        return {"test_acc": float(result.test_accuracy), "best_C": float(result.best_C)}
+        return RunOutput(
+            {"test_acc": float(result.test_accuracy), "best_C": float(result.best_C)},
+            info=checkpoint_info(model),
+        )
 
     spec = params[method]  # the training protocol of this method
     run_epochs = _epochs_for(int(spec["steps"]), int(spec["train"]["batch_size"]), len(train))
@@ -128,7 +134,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     config = train_config({**spec["train"], "epochs": run_epochs}, seed, stats)
     fit_or_fail(model, train, None, config)
-    return {"test_acc": test_accuracy(model, test, config)}
+    return RunOutput({"test_acc": test_accuracy(model, test, config)}, info=checkpoint_info(model))
 
 
 def gains_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -19,19 +19,24 @@ from typing import Any
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from survey_lib.data import ImageDataset
 from survey_lib.data.protocols import at_most_k_per_class, sampling_rate_subset
 from survey_lib.experiments import common
 from survey_lib.experiments.common import (
+    checkpoint_info,
     fit_or_fail,
     load_split,
+    model_device,
     test_accuracy,
     train_config,
 )
 from survey_lib.models import TransferModel
 from survey_lib.models.features import normalize
 from survey_lib.regularizers import create_regularizer
+from survey_lib.runner import RunOutput
+from survey_lib.train.context import StepContext
 
 #: DELTA's attention sample size (examples of the target's training set).
 ATTENTION_SAMPLES = 256
@@ -85,24 +90,33 @@ def attention_sample(train: ImageDataset, seed: int, size: int = ATTENTION_SAMPL
     return torch.as_tensor(idx)[order]
 
 
-def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
+def on_model_device(model: TransferModel, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``tensors`` moved to :func:`~survey_lib.experiments.common.model_device` of ``model``."""
+    device = model_device(model)
+    return tuple(t.to(device) for t in tensors)
+
+
+def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """Fine-tune the source on ``params['target']`` at ``params['rate']`` with the penalty
     ``params['spec']`` (``{"regularizer": name, **hparams}``; the method's name is
     ``params['method']``; older grids give ``params['methods'][params['method']]`` instead).
     ``params['lr']``, when given, overrides the learning rate (an lr of 0 is passed on, and
-    rejected by :class:`~survey_lib.train.TrainConfig`)."""
+    rejected by :class:`~survey_lib.train.TrainConfig`). The source model and every tensor given
+    to the regularizer (DELTA's attention batch) live on the run's device; the run record keeps
+    the source checkpoint's SHA-256."""
     source = params["source"]
     spec = dict(params["spec"] if "spec" in params else params["methods"][params["method"]])
     train, test = target_data(params["target"], params["rate"], seed, source["size"])
     pretrained, stats = source_model(source, params["checkpoint_dir"])
+    config = train_config(
+        {**params["train"], **({"lr": params["lr"]} if params.get("lr") is not None else {})}, seed, stats
+    )
+    pretrained.to(config.device)
     # the whole pretrained network (any input channels, timm backbones included), with a new
     # head drawn from the run's seed
     target_model = copy.deepcopy(pretrained)
     torch.manual_seed(int(seed))
     target_model.reset_classifier(train.num_classes)
-    config = train_config(
-        {**params["train"], **({"lr": params["lr"]} if params.get("lr") is not None else {})}, seed, stats
-    )
     name = spec.pop("regularizer")
     if "delta" in name.split("+"):
         # on the run's device, in its memory format and autocast (DELTA's attention forwards)
@@ -116,7 +130,64 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
     torch.manual_seed(seed)
     reg = create_regularizer(name, source_model=pretrained, target_model=target_model, **spec)
     fit_or_fail(target_model, train, None, config, penalty=reg.penalty)
-    return {"test_acc": test_accuracy(target_model, test, config)}
+    return RunOutput(
+        {"test_acc": test_accuracy(target_model, test, config)}, info=checkpoint_info(pretrained)
+    )
+
+
+def penalty_magnitudes(
+    model: TransferModel,
+    stats: tuple,
+    targets: Mapping[str, Mapping[str, Any]],
+    methods: Mapping[str, Mapping[str, Any]],
+    *,
+    size: int,
+    batch_size: int,
+) -> pd.DataFrame:
+    """Each method's penalty next to the cross-entropy, for ``model`` (the pretrained source,
+    training mode, a freshly reset head) on the first ``batch_size`` images of each target.
+
+    One row per target × method (plus "BSS term alone"): ``cross_entropy``, ``penalty``. Every
+    tensor is built on ``model``'s device, wherever that is.
+    """
+    rows = []
+    for t in targets.values():
+        tr, _ = target_data(t, 1.0, 0, size)
+        x, y = on_model_device(
+            model, normalize(tr.images[:batch_size], *stats), tr.labels[:batch_size]
+        )
+        extra = {}
+        if "bss__eta" in methods.get("BSS", {}):  # any subset of methods works
+            bss = methods["BSS"]
+            extra["BSS term alone"] = {
+                "regularizer": "bss",
+                "eta": bss["bss__eta"],
+                "k": bss.get("bss__k", 1),
+            }
+        for m, spec in {**methods, **extra}.items():
+            spec = dict(spec)
+            name = spec.pop("regularizer")
+            target_model = copy.deepcopy(model)
+            torch.manual_seed(0)
+            target_model.reset_classifier(tr.num_classes)
+            if "delta" in name.split("+"):
+                spec[("delta__" if "+" in name else "") + "attention_data"] = (x, y)
+            reg = create_regularizer(name, source_model=model, target_model=target_model, **spec)
+            target_model.train()
+            feats = target_model.forward_features(x)
+            logits = target_model.forward_head(feats)
+            ctx = StepContext(target_model, x, feats, logits, y, 0, 0)
+            rows.append(
+                {
+                    "target": t["name"],
+                    "method": m,
+                    "cross_entropy": float(F.cross_entropy(logits, y).detach()),
+                    "penalty": float(reg.penalty(ctx).detach()),
+                }
+            )
+    out = pd.DataFrame(rows)
+    out["penalty / cross-entropy"] = out["penalty"] / out["cross_entropy"]
+    return out
 
 
 def gains_table(runs: pd.DataFrame, baseline: str = "L2") -> pd.DataFrame:

@@ -18,6 +18,7 @@ from survey_lib.data import ImageDataset
 from survey_lib.data.protocols import named_split, split_classes
 from survey_lib.experiments.common import (
     cached_model,
+    checkpoint_info,
     fit_or_fail,
     load_split,
     new_model,
@@ -25,6 +26,7 @@ from survey_lib.experiments.common import (
     train_config,
 )
 from survey_lib.models import TransferModel, dataset_stats
+from survey_lib.runner import RunOutput
 from survey_lib.train import TrainConfig
 from survey_lib.transfer import freeze_units, transfer_units
 
@@ -120,16 +122,17 @@ def base_model(params: Mapping[str, Any], half: str, seed: int) -> tuple[Transfe
     return model, test_accuracy(model, test, config)
 
 
-def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
+def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """One run of the grid. ``params['kind']`` is ``base``, ``transfer`` or ``random_frozen``.
 
     Returns ``{"test_acc": ...}`` measured on the held-out test split of the target half.
     A transfer run loads each half's data once and does not evaluate the base network.
+    In ``info``: the SHA-256 of the base network's checkpoint the run used.
     """
     kind = params["kind"]
     if kind == "base":
-        _, acc = base_model(params, params["half"], seed)
-        return {"test_acc": acc}
+        base, acc = base_model(params, params["half"], seed)
+        return RunOutput({"test_acc": acc}, info=checkpoint_info(base))
 
     train, test = _data(params, "B", seed)
     source_half = params.get("source", "B")
@@ -144,6 +147,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         seed + 10_000,
         **params.get("model_kwargs", {}),
     )
+    source = None
     if kind == "transfer":
         source = _trained_base(params, params["source"], seed, source_train, source_config)
         transfer_units(source, target, n, freeze=bool(params["freeze"]), seed=seed + 10_000)
@@ -159,7 +163,9 @@ def run_cell(params: Mapping[str, Any], seed: int) -> dict[str, float]:
         (source_config.mean, source_config.std),
     )
     fit_or_fail(target, train, None, config)
-    return {"test_acc": test_accuracy(target, test, config)}
+    return RunOutput(
+        {"test_acc": test_accuracy(target, test, config)}, info=checkpoint_info(source)
+    )
 
 
 CONDITIONS = ("AnB", "BnB", "AnB+", "BnB+", "random")

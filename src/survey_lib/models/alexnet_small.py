@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from survey_lib.models.base import TransferModel
@@ -39,6 +41,41 @@ class HeLinear(nn.Linear):
             nn.init.zeros_(self.bias)
 
 
+class FixedAvgPool2d(nn.Module):
+    """Average pooling to a ``size``×``size`` output with a deterministic CUDA backward.
+
+    Equal to ``nn.AdaptiveAvgPool2d(size)``, whose CUDA backward has no deterministic kernel
+    (PyTorch, "torch.use_deterministic_algorithms"), on the inputs the protocols use:
+
+    .. math::
+        y_{ij} = \\frac{1}{k_h k_w} \\sum_{a<k_h,\\, b<k_w} x_{i k_h + a,\\; j k_w + b},
+        \\qquad k_h = H / s,\\; k_w = W / s
+
+    an identity when :math:`H = W = s` (AlexNetSmall's fc6 input at 28-32 px is 2×2), a plain
+    ``avg_pool2d`` with kernel = stride = :math:`(k_h, k_w)` when :math:`s` divides both sides
+    (adaptive pooling's windows are then exactly these). Other sizes fall back to
+    ``F.adaptive_avg_pool2d`` (same values; nondeterministic backward on CUDA).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        if int(size) < 1:
+            raise ValueError(f"pool size must be >= 1, got {size!r}")
+        self.size = int(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        s = self.size
+        if h == s and w == s:
+            return x
+        if h % s == 0 and w % s == 0:
+            return F.avg_pool2d(x, kernel_size=(h // s, w // s))
+        return F.adaptive_avg_pool2d(x, s)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
 def _conv_unit(
     in_chans: int, out_chans: int, kernel: int, stride: int, pool: bool, norm: bool
 ) -> nn.Sequential:
@@ -65,8 +102,10 @@ class AlexNetSmall(TransferModel):
     normalisation is left out; ``norm=True`` adds BatchNorm after each convolution instead).
 
     Scaled for CPU: conv1 is a 5x5 convolution with stride 2 (AlexNet's is 11x11, stride 4), so a
-    32 px image reaches conv3-conv5 at 4x4 and fc6 at 2x2 (28 px: 7 -> 4 -> 2). An adaptive
-    average pool before fc6 makes any input size from about 16 px work. With the default sizes
+    32 px image reaches conv3-conv5 at 4x4 and fc6 at 2x2 (28 px: 7 -> 4 -> 2). An average pool
+    to ``pool_size`` before fc6 (:class:`FixedAvgPool2d`: the values of an adaptive average pool,
+    an identity at 2x2, with a deterministic CUDA backward) makes any input size from about
+    16 px work. With the default sizes
     one forward and backward pass on a 128x1x32x32 batch takes about 50 ms on one CPU core.
 
     .. math::
@@ -79,7 +118,7 @@ class AlexNetSmall(TransferModel):
         fc_dim: width of fc6 and fc7 (the feature dimension).
         dropout: dropout probability after fc6 and fc7.
         norm: add BatchNorm after every convolution.
-        pool_size: side of the adaptive average pool feeding fc6.
+        pool_size: side of the average pool feeding fc6.
 
     Shape:
         input (N, in_chans, H, W) -> logits (N, num_classes); features (N, fc_dim).
@@ -111,7 +150,7 @@ class AlexNetSmall(TransferModel):
         self.conv4 = _conv_unit(c3, c4, 3, 1, pool=False, norm=norm)
         self.conv5 = _conv_unit(c4, c5, 3, 1, pool=True, norm=norm)
         self.fc6 = nn.Sequential(
-            nn.AdaptiveAvgPool2d(pool_size),
+            FixedAvgPool2d(pool_size),
             nn.Flatten(),
             HeLinear(c5 * pool_size * pool_size, fc_dim),
             nn.ReLU(inplace=True),
