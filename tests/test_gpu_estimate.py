@@ -83,16 +83,18 @@ def test_step_counts_follow_the_protocol_formula() -> None:
     assert source == [estimate.Runs("l2sp_vs_bss", "source", "resnet_small/b128/frozen0/l2",
                                     40 * 92, 1)]  # fmt: skip
     far = [r for r in runs if r.grid == "regularizers" and r.config.endswith("/delta")]
-    assert len(far) == 2 * 4 and all(r.count == 5 for r in far)
+    assert len(far) == 2 * 4 and all(r.count == len(p["seeds"]) for r in far)
     full_far = max(r.steps for r in far)  # fashion_mnist pool 10 x 1000 at 100 %, batch 64
     assert full_far == 20 * 157
     y = estimate.training_runs("yosinski_layer_transfer", _params("gpu")["yosinski_layer_transfer"])
     base = next(r for r in y if r.grid == "base")
-    assert base.steps == 20 * 118 and base.count == 2 * 2 * 5  # 5 classes x 6000 / 256
+    seeds = len(_params("gpu")["yosinski_layer_transfer"]["seeds"])
+    assert base.steps == 20 * 118 and base.count == 2 * 2 * seeds  # 5 classes x 6000 / 256
 
 
 def test_estimate_sums_steps_times_step_seconds(tmp_path) -> None:
     params = _params("gpu")
+    params = {n: p for n, p in params.items() if n in estimate.WORKLOADS}
     keys = {r.config for n in params for r in estimate.training_runs(n, params[n])}
     measured = {"source": "test table", "step_seconds": {k: 0.01 for k in keys},
                 "workers_speedup": {"1": 1.0, "4": 2.0}}  # fmt: skip

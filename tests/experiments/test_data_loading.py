@@ -102,7 +102,7 @@ def test_yosinski_transfer_loads_each_half_once_and_gives_the_same_accuracy(
         yosinski, "_data", lambda p, half, s: loads.append(half) or real_data(p, half, s)
     )
     monkeypatch.setattr(yosinski, "test_accuracy", lambda *a: evaluations.append(1) or real_acc(*a))
-    new = yosinski.run_cell(params, 0)["test_acc"]
+    new = yosinski.run_cell(params, 0).metrics["test_acc"]
     assert new == old
     assert sorted(loads) == ["A", "B"] and len(evaluations) == 1  # the target's test only
     loads.clear()
