@@ -1,6 +1,6 @@
 """Seeds needed per claim, from the committed CPU pilot, and the seed counts that fit the budget.
 
-Reads the pilot's per-seed tables (``results/cpu/<notebook>/``, seeds 0-2) and the NEW cpu
+Reads the pilot's per-seed tables (``results/cpu-pilot/<notebook>/``, seeds 0-2) and the NEW cpu
 protocols (``notebooks/params/<notebook>/cpu.yaml``: SESOI rules, test sizes), and prints, per
 claim (part):
 
@@ -39,7 +39,7 @@ from survey_lib.experiments.noise import mean_difference_terms, noise_budget, pr
 from survey_lib.experiments.verdicts import seeds_for_effect_size, sesoi_from_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-PILOT = ROOT / "results" / "cpu"
+PILOT = ROOT / "results" / "cpu-pilot"
 NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
 
 
