@@ -40,10 +40,9 @@ MANMADE = {
 
 
 def _paper_params(name: str) -> dict:
-    folder = ROOT / "notebooks" / "params" / name
-    merged = yaml.safe_load((folder / "smoke.yaml").read_text())
-    merged.update(yaml.safe_load((folder / "paper-smoke.yaml").read_text()))
-    return merged
+    from survey_lib.reproduce import load_params
+
+    return load_params(name, "smoke", "paper", ROOT / "notebooks")
 
 
 def _datasets_named(params: dict) -> list[str]:
@@ -267,5 +266,9 @@ def test_paper_notebooks_run_end_to_end_on_fixtures(tmp_path: Path, monkeypatch,
     out = reproduce.results_dir(name, "smoke", "paper", tmp_path / "results",
                                 reproduce.parse_overrides(sets))
     assert rc == 0, (out / "executed.ipynb").read_text()[-3000:] if out.exists() else rc
+    driver = json.loads((out / "driver.json").read_text())
+    assert driver["protocol"]["files"] == ["paper-smoke.yaml"]  # the offline smoke.yaml unread
+    assert driver["protocol"]["resolved"] == {
+        k: v for k, v in driver["parameters"].items() if k not in reproduce.INJECTED}
     verdicts = (out / "verdicts.csv").read_text()
     assert "reproduced" in verdicts or "inconclusive" in verdicts

@@ -2,20 +2,24 @@
 
 Usage::
 
-    python -m survey_lib.reproduce [--scale smoke|cpu|gpu] [--profile offline|paper]
+    python -m survey_lib.reproduce [--scale smoke|cpu|gpu|published] [--profile offline|paper]
                                    [--only NAME[,NAME]] [--set KEY=VALUE ...] [--no-book]
                                    [--executor local|ray] [--ray-address HOST:PORT]
-                                   [--estimate]
+                                   [--estimate] [--explain]
 
 ``--scale gpu`` stops at once where CUDA is unusable (:mod:`survey_lib.gpu`); ``--estimate``
 prints the expected wall time per notebook and trains nothing (:mod:`survey_lib.estimate`).
+``--scale published`` exists for the paper profile only (the papers' own protocols);
+``--explain`` prints the protocol table of :mod:`survey_lib.protocol_table` and runs nothing.
 
 For each notebook ``notebooks/<name>.md`` (MyST markdown, converted with jupytext) the driver
 
 1. reads the names the notebook declares in its cell tagged ``parameters``;
-2. loads the committed protocol ``notebooks/params/<name>/<scale>.yaml`` (and, for the paper
-   profile, ``paper-<scale>.yaml`` on top), applies ``--set`` overrides, and rejects any name
-   the notebook does not declare;
+2. loads the committed protocol ``notebooks/params/<name>/<scale>.yaml`` (for the paper
+   profile ``paper-<scale>.yaml`` alone, complete or derived from another paper file by stated
+   changes: :mod:`survey_lib.protocol_files`), applies ``--set`` overrides, rejects any name the
+   notebook does not declare and any key no cell reads, and prints the resolved protocol (also
+   recorded in ``driver.json``);
 3. executes it in a fresh kernel, writing the executed notebook, the tidy results and their
    provenance under :func:`results_dir` (runs already on disk are skipped by the notebook's
    :func:`survey_lib.runner.run_grid`, so an interrupted reproduction resumes);
@@ -64,12 +68,16 @@ from typing import Any
 import yaml
 
 from survey_lib.io import atomic_write_json
+from survey_lib.protocol_files import ResolvedProtocol, format_protocol, resolve_file, unread_keys
 from survey_lib.runner.grid import ENV_EXECUTOR, EXECUTORS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss",
              "transferability_ranking")
-SCALES = ("smoke", "cpu", "gpu")
+SCALES = ("smoke", "cpu", "gpu", "published")
+#: Scales that exist for the paper profile only: ``published`` is the papers' own protocol
+#: (``paper-published.yaml``), which has no offline counterpart.
+PAPER_ONLY_SCALES = ("published",)
 PROFILES = ("offline", "paper")
 #: Wall-time goals for all three notebooks together, in seconds (issue: smoke < 3 min on the
 #: 2-core CPU, cpu < 45 min, gpu < 15 min on one H100-class GPU).
@@ -137,6 +145,8 @@ def protocol_root(scale: str, profile: str = "offline", root: Path | None = None
     which also holds the scale's (git-ignored) ``checkpoints/``."""
     _check_choice("scale", scale, SCALES)
     _check_choice("profile", profile, PROFILES)
+    if scale in PAPER_ONLY_SCALES and profile != "paper":
+        raise ValueError(f"scale {scale!r} exists only with profile 'paper' (--profile paper)")
     root = Path(root) if root is not None else REPO_ROOT / "results"
     return root / (scale if profile == "offline" else f"paper-{scale}")
 
@@ -190,19 +200,29 @@ def declared_parameters(notebook: Any) -> list[str]:
 
 
 def load_params(name: str, scale: str, profile: str, notebooks_dir: Path) -> dict[str, Any]:
-    """The committed protocol for one notebook at one scale (and profile).
+    """The committed protocol for one notebook at one scale (and profile), fully resolved
+    (:func:`load_protocol`)."""
+    return load_protocol(name, scale, profile, notebooks_dir).params
+
+
+def load_protocol(name: str, scale: str, profile: str, notebooks_dir: Path) -> ResolvedProtocol:
+    """The committed protocol for one notebook: ``<scale>.yaml`` (offline profile) or
+    ``paper-<scale>.yaml`` (paper profile), each complete in itself or derived from another
+    file by stated changes (:mod:`survey_lib.protocol_files`); the paper profile never reads
+    the offline files.
 
     Raises:
         FileNotFoundError: no such file (the message lists the available ones).
-        ValueError: the file is not valid YAML (the message names the file, line and column)
-            or does not hold a mapping.
+        ValueError: the file is not valid YAML (the message names the file, line and column),
+            does not hold a mapping, or states a change without its effect.
     """
+    _check_choice("scale", scale, SCALES)
+    _check_choice("profile", profile, PROFILES)
+    if scale in PAPER_ONLY_SCALES and profile != "paper":
+        raise ValueError(f"scale {scale!r} exists only with profile 'paper' (--profile paper)")
     folder = notebooks_dir / "params" / name
-    files = [folder / f"{scale}.yaml"]
-    if profile == "paper":
-        files.append(folder / f"paper-{scale}.yaml")
-    params: dict[str, Any] = {}
-    for path in files:
+
+    def load(path: Path) -> dict[str, Any]:
         if not path.exists():
             available = sorted(p.name for p in folder.glob("*.yaml")) if folder.exists() else []
             raise FileNotFoundError(
@@ -216,8 +236,10 @@ def load_params(name: str, scale: str, profile: str, notebooks_dir: Path) -> dic
             raise ValueError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path} must hold a mapping of parameter names to values")
-        params.update(loaded)
-    return params
+        return loaded
+
+    stem = scale if profile == "offline" else f"paper-{scale}"
+    return resolve_file(folder, stem, load=load, apply=apply_overrides)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -382,7 +404,16 @@ def run_notebook(
         if not source.exists():
             raise FileNotFoundError(f"no notebook {source}; valid: {', '.join(NOTEBOOKS)}")
         notebook = jupytext.read(source)
-        params = apply_overrides(load_params(name, scale, profile, notebooks_dir), overrides)
+        protocol = load_protocol(name, scale, profile, notebooks_dir)
+        params = apply_overrides(protocol.params, overrides)
+        unread = unread_keys(name, params)
+        if unread:
+            raise ValueError(
+                f"{name}: key(s) {', '.join(unread)} of the protocol are read by no cell; "
+                "remove them (see the notebook's schema in survey_lib.experiments.validate)"
+            )
+        protocol = ResolvedProtocol(params, protocol.files, protocol.changes)
+        print(format_protocol(name, protocol), flush=True)
         cwd = notebooks_dir.parent.resolve()
 
         def shown(path: Path) -> str:  # relative to the kernel's cwd where possible
@@ -414,8 +445,8 @@ def run_notebook(
             atomic_write_json(
                 out_dir.parent / "overrides.json",
                 {"scale": scale, "profile": profile, "overrides": overrides,
-                 "protocol": f"notebooks/params/<notebook>/{scale}.yaml"
-                 + (f" + paper-{scale}.yaml" if profile == "paper" else "")},
+                 "protocol": f"notebooks/params/<notebook>/"
+                 f"{scale if profile == 'offline' else 'paper-' + scale}.yaml"},
             )
             reused = _seed_from_protocol(out_dir, base)
             if reused:
@@ -470,6 +501,7 @@ def run_notebook(
                 "error": error,
                 "seconds": round(seconds, 2),
                 "parameters": resolved,
+                "protocol": protocol.record(),
                 "overrides": overrides,
                 "failed_runs": per_grid,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -489,11 +521,14 @@ def summarise(outcomes: list[NotebookOutcome], scale: str) -> str:
             f"{o.name:<28} {o.status:<8} {o.seconds:>9.1f} {o.failed_runs:>11}  {o.error}"
         )
     total = sum(o.seconds for o in outcomes)
-    target = SPEED_TARGETS_S[scale]
-    verdict = "within" if total <= target else "OVER"
+    target = SPEED_TARGETS_S.get(scale)
+    verdict = (
+        f"{'within' if total <= target else 'OVER'} the {scale} goal of {target:.0f} s"
+        if target is not None else f"no speed goal at scale {scale}"
+    )
     lines.append(
         f"{'total':<28} {'':<8} {total:>9.1f} {sum(o.failed_runs for o in outcomes):>11}  "
-        f"{verdict} the {scale} goal of {target:.0f} s"
+        f"{verdict}"
     )
     return "\n".join(lines)
 
@@ -598,6 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-book", dest="book", action="store_false", help="do not build the book")
     parser.add_argument(
+        "--explain", action="store_true",
+        help="print, per notebook, the protocol table (aspect | published (source) | ours | "
+        "deviation and expected effect) from the resolved protocol and "
+        "results/published/protocols.yaml, and run nothing",
+    )
+    parser.add_argument(
         "--executor", choices=EXECUTORS, default=None, help="where grids run (default: local)"
     )
     parser.add_argument(
@@ -613,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["RAY_ADDRESS"] = args.ray_address
 
     scale = args.scale or default_scale()
+    if scale in PAPER_ONLY_SCALES and args.profile != "paper":
+        parser.error(f"--scale {scale} exists only with --profile paper (the papers' protocols)")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(NOTEBOOKS)
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
@@ -621,6 +664,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(args.overrides)
     except ValueError as exc:
         parser.error(str(exc))
+
+    if args.explain:
+        from survey_lib.protocol_table import explain
+
+        for name in names:
+            protocol = apply_overrides(
+                load_protocol(name, scale, args.profile, args.notebooks_dir).params, overrides
+            )
+            print(explain(name, protocol, scale=scale, profile=args.profile), flush=True)
+        return 0
 
     from survey_lib.kernel import ensure_kernel
 
@@ -688,6 +741,7 @@ if __name__ == "__main__":
 __all__ = [
     "NOTEBOOKS",
     "SCALES",
+    "PAPER_ONLY_SCALES",
     "PROFILES",
     "results_dir",
     "protocol_root",
@@ -699,6 +753,7 @@ __all__ = [
     "failed_runs",
     "declared_parameters",
     "load_params",
+    "load_protocol",
     "resolve_parameters",
     "run_notebook",
     "main",

@@ -201,3 +201,20 @@ def test_delta_on_a_timm_backbone_hooks_real_modules() -> None:
     logits = target(inputs[:3])  # a forward on another batch leaves maps that do not match
     with pytest.raises(RuntimeError, match="no target feature maps"):
         reg.penalty(StepContext(target, inputs, None, logits, labels, step=0, epoch=0))
+
+
+def test_delta_sum_is_the_authors_batch_sum(pair, batch) -> None:
+    """``delta_sum`` (authors' code, TLlib) = B x the averaged ``delta`` feature-map term."""
+    source, target = pair
+    torch.manual_seed(2)
+    perturbed(target)
+    inputs, labels = batch
+    weights = {"conv2": torch.softmax(torch.randn(6), 0)}
+    values = {}
+    for name in ("delta", "delta_sum"):
+        reg = create_regularizer(name, source_model=source, target_model=target, beta=0.0,
+                                 channel_weights=weights, layers=["conv2"])
+        assert reg.layers == ("conv2",)
+        values[name] = reg.penalty(step_context(target, inputs, labels)).item()
+    assert values["delta"] > 0
+    assert values["delta_sum"] == pytest.approx(len(inputs) * values["delta"], rel=1e-5)

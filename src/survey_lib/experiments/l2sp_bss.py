@@ -48,15 +48,16 @@ def source_model(source: Mapping[str, Any], checkpoint_dir: str) -> tuple[Transf
 
 
 def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
-    """The target's pool (``pool_per_class`` per class, fixed by ``pool_seed``), sampled at
-    ``rate`` with ``seed`` (nested across rates), and its test set (at most
-    ``test_per_class`` per class, seed 0), with ``target["channels"]`` channels (default 1) at
-    ``size`` px. Examples are chosen on the native images and only the chosen ones resized."""
+    """The target's pool (``pool_per_class`` per class of split ``pool_split``, default
+    ``train``; TLlib's 100 % of FGVC Aircraft is ``trainval``, fixed by ``pool_seed``), sampled at
+    ``rate`` with ``seed`` (nested across rates), and its test set (at most ``test_per_class`` per
+    class, seed 0), with ``target["channels"]`` channels (default 1) at ``size`` px. Examples are
+    chosen on the native images and only the chosen ones resized."""
     opts = dict(target.get("options", {}))
     channels = int(target.get("channels", 1))
     pool = load_split(
         target["dataset"],
-        "train",
+        target.get("pool_split", "train"),
         per_class=target["pool_per_class"],
         seed=target.get("pool_seed", 0),
         size=None,

@@ -125,6 +125,7 @@ SCHEMAS: dict[str, dict] = {
                             "channels": _int(1, "a channel count >= 1"),
                             "pool_per_class": _int(1, "examples per class >= 1"),
                             "pool_seed": _int(0),
+                            "pool_split": {"type": "string", "description": "a split name"},
                             "test_per_class": _INT_OR_ALL,
                         },
                         ["name", "dataset", "pool_per_class", "test_per_class"],
@@ -435,7 +436,11 @@ def _check_l2sp(p: Mapping[str, Any]) -> list[str]:
     if isinstance(targets, Mapping):
         for key, t in targets.items():
             if isinstance(t, Mapping):
-                problems += _dataset(t.get("dataset"), f"targets.{key}.dataset")
+                problems += _dataset(
+                    t.get("dataset"),
+                    f"targets.{key}.dataset",
+                    {f"targets.{key}.pool_split": t["pool_split"]} if "pool_split" in t else None,
+                )
         names = [t.get("name") for t in targets.values() if isinstance(t, Mapping)]
         if len(names) == 2 and names[0] == names[1]:
             problems.append(f"targets: both targets are named {names[0]!r}; valid: two names")

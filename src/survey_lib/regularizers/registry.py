@@ -24,6 +24,8 @@ _REGISTRY: dict[str, tuple[type[Regularizer], dict[str, object]]] = {
     "l2_sp_lower": (L2SPLower, {}),
     "delta": (DELTA, {}),
     "delta_unweighted": (DELTA, {"attention": False}),
+    # the authors' code and TLlib: the feature-map term summed over the batch (B x "delta")
+    "delta_sum": (DELTA, {"reduction": "sum"}),
     "bss": (BSS, {}),
     "stochnorm": (StochNorm, {}),
 }

@@ -1,0 +1,119 @@
+"""The protocol table of a reproduction: ours against the published protocol, aspect by aspect.
+
+Generated from two files, so it cannot drift from what runs: the resolved protocol (what the
+driver passes to the notebook, :func:`survey_lib.reproduce.load_protocol`) and the committed
+facts ``results/published/protocols.yaml`` (per notebook: ``aspects``, each with the published
+value and its source, the dotted ``key`` of our value in the protocol or a fixed ``ours`` for
+what no key controls, and the expected ``effect`` of a difference; and ``numbers``, each
+published result file marked *comparable*, *same quantity, different protocol* or *not
+comparable*). An aspect deviates when our value differs from ``published_value`` (default
+``published``); an aspect with a fixed ``ours`` always deviates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FACTS = Path(__file__).resolve().parents[2] / "results" / "published" / "protocols.yaml"
+COMPARABILITY = ("comparable", "same quantity, different protocol", "not comparable")
+_MISSING = object()
+
+
+def load_facts(path: Path = FACTS) -> dict[str, Any]:
+    """The published protocol facts; every ``numbers`` entry's comparability is checked.
+
+    Raises:
+        ValueError: a comparability outside :data:`COMPARABILITY`, or an aspect without
+            ``key`` or ``ours``."""
+    facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for notebook, entry in facts.items():
+        for number in entry.get("numbers", []):
+            if number.get("comparability") not in COMPARABILITY:
+                raise ValueError(
+                    f"{path}: {notebook} numbers {number.get('file')}: comparability "
+                    f"{number.get('comparability')!r}; valid: {', '.join(COMPARABILITY)}"
+                )
+        for aspect in entry.get("aspects", []):
+            if ("key" in aspect) == ("ours" in aspect):
+                raise ValueError(
+                    f"{path}: {notebook} aspect {aspect.get('aspect')!r} needs exactly one of "
+                    "key (a dotted path into the protocol) or ours (what the code does)"
+                )
+    return facts
+
+
+def lookup(params: Any, key: str) -> Any:
+    """The value at dotted path ``key`` (list items by index: ``targets.4.train_split``), or
+    the module's missing marker."""
+    node = params
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _show(value: Any) -> str:
+    if value is _MISSING:
+        return "(not set)"
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix(
+        "..."
+    ).strip()
+
+
+def rows(notebook: str, params: Mapping[str, Any], facts: Mapping[str, Any]) -> list[dict]:
+    """One row per aspect: ``aspect``, ``published`` (with source), ``ours``, ``deviation``
+    (``none`` or the expected effect)."""
+    out = []
+    for a in facts.get(notebook, {}).get("aspects", []):
+        if "key" in a:
+            ours = lookup(params, a["key"])
+            expected = a.get("published_value", a["published"])
+            same = ours is not _MISSING and ours == expected
+            shown = f"{_show(ours)} ({a['key']})"
+        else:
+            same, shown = False, str(a["ours"])
+        out.append({
+            "aspect": a["aspect"],
+            "published": f"{_show(a['published'])} ({a['source']})",
+            "ours": shown,
+            "deviation": "none" if same else f"yes: {a['effect']}",
+        })
+    return out
+
+
+def explain(
+    notebook: str,
+    params: Mapping[str, Any],
+    *,
+    scale: str = "published",
+    profile: str = "paper",
+    facts: Mapping[str, Any] | None = None,
+) -> str:
+    """The protocol table of ``notebook`` (resolved ``params``) as Markdown, followed by each
+    published result file's comparability."""
+    facts = load_facts() if facts is None else facts
+    lines = [f"## {notebook} (profile {profile}, scale {scale})", "",
+             "| aspect | published (source) | ours | deviation and expected effect |",
+             "|---|---|---|---|"]
+    for r in rows(notebook, params, facts):
+        cells = [r[k].replace("|", "/") for k in ("aspect", "published", "ours", "deviation")]
+        lines.append("| " + " | ".join(cells) + " |")
+    numbers = facts.get(notebook, {}).get("numbers", [])
+    if numbers:
+        lines += ["", "Published numbers:"]
+        lines += [f"- results/published/{n['file']} ({n['rows']}): {n['comparability']}"
+                  + (f" ({n['why']})" if n.get("why") else "") for n in numbers]
+    if notebook not in facts:
+        lines += ["", f"(no published protocol facts for {notebook} in {FACTS.name})"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["FACTS", "COMPARABILITY", "load_facts", "lookup", "rows", "explain"]
