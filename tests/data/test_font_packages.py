@@ -191,3 +191,23 @@ def test_other_glyph_set_is_refused_unless_asked(tmp_path, monkeypatch) -> None:
     finally:
         glyphs._MEMO.clear()
         os.environ.pop(glyphs.ALLOW_ENV, None)
+
+
+def test_mirrors_come_from_the_environment_or_apt(tmp_path, monkeypatch) -> None:
+    from survey_lib.data import font_packages as fp
+
+    one = tmp_path / "sources.list"
+    one.write_text("# a comment\ndeb [arch=amd64] http://mirror.example/debian bookworm main\n")
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian/ http://other.example/debian\n"
+    )
+    (d / "ignored.txt").write_text("deb http://never.example/debian bookworm main\n")
+    assert fp.apt_mirrors((one, d)) == ("http://mirror.example/debian", "http://other.example/debian")
+    monkeypatch.setattr(fp, "APT_SOURCES", (tmp_path / "none",))
+    monkeypatch.delenv("SURVEY_DEBIAN_MIRRORS", raising=False)
+    with pytest.raises(fp.FontFetchError, match="SURVEY_DEBIAN_MIRRORS"):
+        fp.mirrors()
+    monkeypatch.setenv("SURVEY_DEBIAN_MIRRORS", "file:///a file:///b")
+    assert fp.mirrors() == ("file:///a", "file:///b")

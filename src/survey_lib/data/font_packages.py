@@ -38,13 +38,8 @@ from survey_lib.data.cache import cache_root
 from survey_lib.io import atomic_write_bytes
 
 MANIFEST = Path(__file__).with_name("font_packages.json")
-#: Where the ``.deb`` files are fetched from, tried in order (``$SURVEY_DEBIAN_MIRRORS``,
-#: space-separated, overrides): the Debian archive, then its snapshot of 2025-05-20 (which
-#: keeps these exact versions after they leave the archive).
-DEFAULT_MIRRORS = (
-    "https://DEBIAN-MIRROR/debian",
-    "https://DEBIAN-SNAPSHOT/archive/debian/20250520T000000Z",
-)
+#: apt's configuration, where the Debian archive mirrors of this machine are named.
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 TREE = "debian-bookworm"
 _AR_MAGIC = b"!<arch>\n"
 
@@ -152,9 +147,45 @@ def extract_deb(deb: bytes, wanted: dict[str, str], dest: str | Path) -> list[Pa
     return written
 
 
+def apt_mirrors(sources: tuple[Path, ...] | None = None) -> tuple[str, ...]:
+    """The archive URLs of apt's sources (one-line ``deb URL suite ...`` entries and deb822
+    ``URIs:`` fields) on this machine, in order, without duplicates; empty where apt is absent."""
+    files: list[Path] = []
+    for src in APT_SOURCES if sources is None else sources:
+        if src.is_dir():
+            files += sorted(p for p in src.iterdir() if p.suffix in (".list", ".sources"))
+        elif src.is_file():
+            files.append(src)
+    urls: list[str] = []
+    for path in files:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            words = line.split("#", 1)[0].split()
+            if words[:1] == ["deb"]:
+                urls += [w for w in words[1:] if "://" in w][:1]
+            elif words[:1] == ["URIs:"]:
+                urls += [w for w in words[1:] if "://" in w]
+    return tuple(dict.fromkeys(u.rstrip("/") for u in urls))
+
+
 def mirrors() -> tuple[str, ...]:
+    """Where the ``.deb`` files are fetched from, tried in order: ``$SURVEY_DEBIAN_MIRRORS``
+    (space-separated archive URLs, e.g. a Debian mirror and a snapshot archive of a date when
+    these exact versions were current), else the Debian mirrors apt is configured with here.
+    Only a Debian archive holds these packages (an Ubuntu archive does not): on other systems
+    set the variable."""
     env = os.environ.get("SURVEY_DEBIAN_MIRRORS")
-    return tuple(env.split()) if env else DEFAULT_MIRRORS
+    found = tuple(env.split()) if env else apt_mirrors()
+    if not found:
+        raise FontFetchError(
+            "no Debian archive to fetch the pinned typefaces from: set SURVEY_DEBIAN_MIRRORS to "
+            "one or more Debian archive URLs (space-separated; the archive's root, the folder "
+            "that holds pool/), or install the font packages of scripts/system-packages.txt"
+        )
+    return found
 
 
 def download(filename: str, size: int, sha256: str, *, timeout: float = 60.0) -> bytes:
