@@ -1,35 +1,93 @@
-"""Verdicts on published claims, computed from data by rules written down in advance.
+"""Verdicts on published claims with effect bounds, power and split-half stability.
 
-A rule compares a quantity measured over seeds with a threshold through its 95 % Student-t
-interval (:func:`survey_lib.stats.t_interval`):
+Every claim is judged from a 95 % interval for one quantity measured in the claim's unit
+(``"points"``: accuracy differences in percentage points, 0.01 accuracy = 1.0 point; ``"rho"``:
+a rank correlation; ...), against a **smallest effect size of interest** (SESOI) that the
+protocol fixes in advance by a stated rule (Lakens 2017, "Equivalence tests", *Social
+Psychological and Personality Science* 8(4); Simonsohn 2015, "Small telescopes",
+*Psychological Science* 26(5)).
 
-* ``reproduced`` — the whole interval lies on the side the claim predicts;
-* ``not reproduced`` — the whole interval lies on the other side;
-* ``inconclusive`` — the interval straddles the threshold (or fewer than two seeds).
+Directional claims (:func:`effect`, the claim predicts a sign ``"+"`` or ``"-"``):
 
-Claims that are statements about equality ("BnB+ ≈ baseB") use a tolerance band instead:
-reproduced when the interval lies inside ``[-tol, tol]``, not reproduced when it lies wholly
-outside, inconclusive otherwise.
+* ``reproduced`` — the whole interval lies on the predicted side of 0;
+* ``reversed`` — the whole interval lies on the other side of 0;
+* ``absent at this scale`` — the interval lies wholly inside ``(-sesoi, +sesoi)``: the effect,
+  if present, is smaller than ``max(|low|, |high|)``;
+* ``inconclusive`` — otherwise (also fewer than two seeds, or a zero-width interval, which is
+  never taken as evidence).
+
+The sign decisions come first: an interval wholly above 0 but inside the band is *reproduced*
+(the bound text then says the effect is smaller than the SESOI).
+
+Equality claims (:func:`equivalent`, "BnB+ ≈ baseB") use the same words: ``reproduced`` when the
+interval lies inside ``(-sesoi, +sesoi)``, ``reversed`` when it lies wholly outside the band (a
+real difference), ``inconclusive`` otherwise.
+
+The interval of :func:`effect` and :func:`equivalent` is the Student-t interval over seeds,
+:math:`\\bar x \\pm t_{0.975,\\,n-1}\\, s/\\sqrt n` (:func:`survey_lib.stats.t_interval`); the
+same 95 % interval serves the sign test and the equivalence test (two one-sided tests at 2.5 %
+each, slightly conservative against the usual 90 % TOST interval). Quantities for which a
+t-interval does not fit (a rank correlation over a handful of targets) are judged from an
+interval the caller computes (permutation, bootstrap) with :func:`effect_from_interval`.
+
+Every verdict also records:
+
+* ``sd`` — the per-seed sample standard deviation :math:`s` (``ddof = 1``);
+* ``mde`` — the minimum detectable effect at this ``n``: :math:`d^* s` where :math:`d^*` solves
+  80 % power of the two-sided 5 % one-sample (paired) t-test
+  (``statsmodels.stats.power.TTestPower``; noncentrality :math:`d\\sqrt n`);
+* ``seeds_needed`` — the seeds that give 80 % power to decide the claim if the true effect equals
+  the observed mean at the observed spread: the smaller of the ``n`` that detects
+  :math:`d = |\\bar x|/s` (sign decision) and, when :math:`|\\bar x| <` sesoi, the ``n`` that
+  detects :math:`d = (\\text{sesoi} - |\\bar x|)/s` (the nearer equivalence bound); for an
+  equality claim outside the band, :math:`d = (|\\bar x| - \\text{sesoi})/s`. ``inf`` when no
+  ``n`` would (zero distance), NaN when it cannot be computed (n < 2, zero spread);
+* ``fragile`` — the verdict recomputed, by the same rule, on two disjoint halves of the seeds
+  differs between the halves (``None`` when a half has fewer than two seeds or no halves are
+  given); :func:`seed_halves` makes the halves;
+* ``complete`` — ``False`` when the grid had failed or missing runs (:func:`mark_incomplete`);
+* ``method`` and ``bound_text`` — the interval's method and the verdict in words with its bound.
+
+Tables committed before this scheme used ``not reproduced`` for "interval wholly on the wrong
+side" (or wholly outside an equality band): :func:`migrate_status` maps it to ``reversed``, and
+:func:`read_verdicts` reads both formats.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from os import PathLike
+from typing import Literal
 
+import numpy as np
 import pandas as pd
+from scipy import stats as _sps
+from statsmodels.stats.power import TTestPower
 
 from survey_lib.stats import t_interval
 
 REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not reproduced"
+ABSENT = "absent at this scale"
+REVERSED = "reversed"
 INCONCLUSIVE = "inconclusive"
+OUTCOMES = (REPRODUCED, ABSENT, REVERSED, INCONCLUSIVE)
+"""Every verdict string a table may hold."""
+
+ALPHA = 0.05
+"""Two-sided level of every interval and power computation."""
+POWER = 0.80
+"""Power used for the minimum detectable effect and the seeds needed."""
+MAX_SEEDS = 100_000
+"""Seeds-needed searches stop here (reported as ``inf`` beyond)."""
+
+_LEGACY = {"not reproduced": REVERSED}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One claim, the rule that tests it, what was measured and the outcome."""
+    """One claim, the rule that tests it, what was measured, the outcome and its bounds."""
 
     claim: str
     rule: str
@@ -38,85 +96,475 @@ class Verdict:
     ci_high: float
     n: int
     verdict: str
+    unit: str = "points"
+    sesoi: float = math.nan
+    sesoi_rule: str = ""
+    sd: float = math.nan
+    mde: float = math.nan
+    seeds_needed: float = math.nan
+    fragile: bool | None = None
+    complete: bool = True
+    method: str = "t"
+    bound_text: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def not_run(claim: str, reason: str = "") -> Verdict:
-    """The verdict of a claim whose experiment the parameters leave out: inconclusive, n = 0."""
-    nan = float("nan")
-    rule = f"not run ({reason})" if reason else "not run"
-    return Verdict(claim, rule, nan, nan, nan, 0, INCONCLUSIVE)
+COLUMNS = [f.name for f in fields(Verdict)]
+"""The columns of ``verdicts.csv``, in order."""
 
 
-def _interval(values: Iterable[float]) -> tuple[float, float, float, int]:
-    vals = [float(v) for v in values]
-    return t_interval(vals)
+# --------------------------------------------------------------------------- power
 
 
-def greater_than(
-    claim: str, values: Iterable[float], threshold: float = 0.0, *, what: str = ""
-) -> Verdict:
-    """Claim: the quantity is above ``threshold``."""
-    mean, low, high, n = _interval(values)
-    if n < 2 or math.isnan(low):
-        verdict = INCONCLUSIVE
-    elif low > threshold:
-        verdict = REPRODUCED
-    elif high < threshold:
-        verdict = NOT_REPRODUCED
+def _power(d: float, n: int) -> float:
+    """Power of the two-sided one-sample t-test (``TTestPower.power``). statsmodels returns NaN
+    for very large noncentralities at tiny ``n`` (its noncentral-t tail underflows); there the
+    same quantity is read from scipy's noncentral t directly."""
+    power = float(TTestPower().power(effect_size=d, nobs=n, alpha=ALPHA, alternative="two-sided"))
+    if math.isnan(power):
+        crit = float(_sps.t.ppf(1 - ALPHA / 2, n - 1))
+        nc = d * math.sqrt(n)
+        upper, lower = _sps.nct.sf(crit, n - 1, nc), _sps.nct.cdf(-crit, n - 1, nc)
+        power = float(np.nansum([upper, lower]))  # the far tail underflows to NaN, i.e. 0
+    return power
+
+
+def minimum_detectable_effect(sd: float, n: int) -> float:
+    """Smallest true effect (in the unit of ``sd``) that a two-sided 5 % one-sample t-test on
+    ``n`` values detects with 80 % power: :math:`d^* s`, :math:`d^*` from
+    ``TTestPower.solve_power``. NaN when ``n < 2`` or ``sd`` is not positive."""
+    if n < 2 or not math.isfinite(sd) or sd <= 1e-12:
+        return math.nan
+    d = TTestPower().solve_power(
+        effect_size=None, nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided"
+    )
+    return float(d) * sd
+
+
+def seeds_for_effect_size(d: float) -> float:
+    """Smallest integer ``n >= 2`` at which the two-sided 5 % one-sample t-test has 80 % power
+    against standardised effect ``d`` (``TTestPower.power``, monotone in ``n``, searched by
+    doubling then bisection). ``inf`` for ``d == 0`` or beyond :data:`MAX_SEEDS`."""
+    d = abs(float(d))
+    if not math.isfinite(d):
+        return 2.0 if d > 0 else math.nan
+    if d == 0:
+        return math.inf
+    if _power(d, 2) >= POWER:
+        return 2.0
+    hi = 4
+    while _power(d, hi) < POWER:
+        if hi >= MAX_SEEDS:
+            return math.inf
+        hi = min(hi * 2, MAX_SEEDS)
+    lo = hi // 2  # power(lo) < POWER <= power(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _power(d, mid) >= POWER:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
+
+
+def _seeds_needed(mean: float, sd: float, sesoi: float, *, equality: bool) -> float:
+    if not (math.isfinite(mean) and math.isfinite(sd)) or sd <= 1e-12 * max(1.0, abs(mean)):
+        return math.nan
+    m = abs(mean)
+    routes: list[float] = []
+    if equality:
+        routes.append(sesoi - m if m < sesoi else m - sesoi)
     else:
-        verdict = INCONCLUSIVE
-    rule = f"{what or 'value'} > {threshold:g} with its 95 % t-interval above {threshold:g}"
-    return Verdict(claim, rule, mean, low, high, n, verdict)
+        routes.append(m)
+        if m < sesoi:
+            routes.append(sesoi - m)
+    return min(seeds_for_effect_size(r / sd) for r in routes)
 
 
-def less_than(
-    claim: str, values: Iterable[float], threshold: float = 0.0, *, what: str = ""
+# --------------------------------------------------------------------------- rules
+
+
+def _check_sesoi(sesoi: float, sesoi_rule: str) -> None:
+    if not (isinstance(sesoi, int | float) and math.isfinite(sesoi) and sesoi > 0):
+        raise ValueError(f"sesoi must be a positive finite number, got {sesoi!r}")
+    if not str(sesoi_rule).strip():
+        raise ValueError("sesoi_rule must state the rule the SESOI came from, got an empty string")
+
+
+def _check_predicted(predicted: str) -> None:
+    if predicted not in ("+", "-"):
+        raise ValueError(f"predicted must be '+' or '-', got {predicted!r}")
+
+
+def _zero_width(low: float, high: float) -> bool:
+    """True when an interval has (numerically) no width: identical values over seeds."""
+    return high - low <= 1e-9 * max(1.0, abs(low), abs(high))
+
+
+def _degenerate(low: float, high: float, n: int) -> bool:
+    return n < 2 or not (math.isfinite(low) and math.isfinite(high)) or _zero_width(low, high)
+
+
+def judge_effect(low: float, high: float, n: int, *, predicted: str, sesoi: float) -> str:
+    """The outcome of a directional claim from its interval ``[low, high]`` (see module doc)."""
+    _check_predicted(predicted)
+    if _degenerate(low, high, n):
+        return INCONCLUSIVE
+    above, below = low > 0, high < 0
+    if above or below:
+        return REPRODUCED if above == (predicted == "+") else REVERSED
+    if -sesoi < low and high < sesoi:
+        return ABSENT
+    return INCONCLUSIVE
+
+
+def judge_equivalence(low: float, high: float, n: int, *, sesoi: float) -> str:
+    """The outcome of an equality claim from its interval ``[low, high]`` (see module doc)."""
+    if _degenerate(low, high, n):
+        return INCONCLUSIVE
+    if -sesoi < low and high < sesoi:
+        return REPRODUCED
+    if low >= sesoi or high <= -sesoi:
+        return REVERSED
+    return INCONCLUSIVE
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "n/a"
+
+
+def _unit(unit: str) -> str:
+    return {"points": " points", "rho": ""}.get(unit, f" {unit}")
+
+
+def _seeds_phrase(seeds: float) -> str:
+    if math.isnan(seeds):
+        return "the seeds needed cannot be computed from this spread"
+    if math.isinf(seeds):
+        return "no number of seeds would decide it at this spread"
+    return f"about {seeds:.0f} seeds would decide it at this spread"
+
+
+def _bound_text(
+    verdict: str, *, equality: bool, predicted: str, what: str, low: float, high: float,
+    n: int, sesoi: float, unit: str, seeds: float,
+) -> str:
+    u = _unit(unit)
+    interval = f"95 % interval {_fmt(low)} to {_fmt(high)}{u}"
+    bound = max(abs(low), abs(high)) if math.isfinite(low) and math.isfinite(high) else math.nan
+    if n < 2:
+        return f"{what}: fewer than two values, undecided"
+    if math.isfinite(low) and math.isfinite(high) and _zero_width(low, high):
+        return f"{what}: zero-width interval (no spread over seeds), not taken as evidence"
+    if equality:
+        if verdict == REPRODUCED:
+            return f"{what} is within ±{_fmt(sesoi)}{u}: smaller than {_fmt(bound)}{u} ({interval})"
+        if verdict == REVERSED:
+            return f"{what} is a real difference, larger than ±{_fmt(sesoi)}{u} ({interval})"
+        return f"{what} is undecided ({interval}, band ±{_fmt(sesoi)}); " + _seeds_phrase(seeds)
+    side = "positive" if predicted == "+" else "negative"
+    if verdict == REPRODUCED:
+        near = min(abs(low), abs(high))
+        text = f"{what} is {side}: at least {_fmt(near)}{u} ({interval})"
+        if bound < sesoi:
+            text += f", but smaller than the smallest effect of interest ({_fmt(sesoi)}{u})"
+        return text
+    if verdict == REVERSED:
+        other = "negative" if predicted == "+" else "positive"
+        return f"{what} goes the other way ({other}; {interval})"
+    if verdict == ABSENT:
+        return f"{what}, if present at this scale, is smaller than {_fmt(bound)}{u} ({interval})"
+    return f"{what} is undecided ({interval}, SESOI {_fmt(sesoi)}); " + _seeds_phrase(seeds)
+
+
+def _values(values: Iterable[float], name: str) -> list[float]:
+    vals = [float(v) for v in values]
+    if any(math.isnan(v) for v in vals):
+        raise ValueError(f"{name} contain NaN; count failed runs with mark_incomplete instead")
+    return vals
+
+
+def _fragile(halves, judge) -> bool | None:
+    if halves is None:
+        return None
+    if len(halves) != 2:
+        raise ValueError(f"halves must be two sequences of values, got {len(halves)}")
+    outcomes = []
+    for half in halves:
+        vals = _values(half, "halves")
+        if len(vals) < 2:
+            return None
+        _, lo, hi, n = t_interval(vals)
+        outcomes.append(judge(lo, hi, n))
+    return outcomes[0] != outcomes[1]
+
+
+def _t_summary(vals: list[float]) -> tuple[float, float, float, int, float]:
+    if not vals:
+        return math.nan, math.nan, math.nan, 0, math.nan
+    mean, low, high, n = t_interval(vals)
+    sd = float(np.std(vals, ddof=1)) if n >= 2 else math.nan
+    return mean, low, high, n, sd
+
+
+def effect(
+    claim: str,
+    values: Iterable[float],
+    *,
+    predicted: Literal["+", "-"],
+    sesoi: float,
+    sesoi_rule: str,
+    what: str,
+    unit: str = "points",
+    halves: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> Verdict:
-    """Claim: the quantity is below ``threshold``."""
-    negated = greater_than(claim, [-float(v) for v in values], -threshold)
-    rule = f"{what or 'value'} < {threshold:g} with its 95 % t-interval below {threshold:g}"
+    """A directional claim: the quantity (one value per seed, in ``unit``) has sign
+    ``predicted``; judged from its 95 % t-interval against 0 and ``±sesoi`` (module doc)."""
+    _check_predicted(predicted)
+    _check_sesoi(sesoi, sesoi_rule)
+    vals = _values(values, "values")
+    mean, low, high, n, sd = _t_summary(vals)
+    verdict = judge_effect(low, high, n, predicted=predicted, sesoi=sesoi)
+    fragile = _fragile(
+        halves, lambda lo, hi, k: judge_effect(lo, hi, k, predicted=predicted, sesoi=sesoi)
+    )
+    seeds = _seeds_needed(mean, sd, sesoi, equality=False)
+    sign = ">" if predicted == "+" else "<"
+    rule = (f"{what} {sign} 0: 95 % t-interval on the predicted side; absent if inside "
+            f"±{sesoi:g}{_unit(unit)} ({sesoi_rule})")
     return Verdict(
-        claim, rule, -negated.mean, -negated.ci_high, -negated.ci_low, negated.n, negated.verdict
+        claim, rule, mean, low, high, n, verdict, unit, float(sesoi), sesoi_rule, sd,
+        minimum_detectable_effect(sd, n), seeds, fragile, True, "t",
+        _bound_text(verdict, equality=False, predicted=predicted, what=what, low=low,
+                    high=high, n=n, sesoi=sesoi, unit=unit, seeds=seeds),
     )
 
 
-def within(claim: str, values: Iterable[float], tolerance: float, *, what: str = "") -> Verdict:
-    """Claim: the quantity is approximately zero, ``|x| <= tolerance``."""
-    if tolerance <= 0:
-        raise ValueError(f"tolerance must be positive, got {tolerance}")
-    mean, low, high, n = _interval(values)
-    if n < 2 or math.isnan(low):
-        verdict = INCONCLUSIVE
-    elif -tolerance <= low and high <= tolerance:
-        verdict = REPRODUCED
-    elif low > tolerance or high < -tolerance:
-        verdict = NOT_REPRODUCED
-    else:
-        verdict = INCONCLUSIVE
-    rule = f"{what or 'value'} within ±{tolerance:g}: 95 % t-interval inside [-{tolerance:g}, {tolerance:g}]"
-    return Verdict(claim, rule, mean, low, high, n, verdict)
+def equivalent(
+    claim: str,
+    values: Iterable[float],
+    *,
+    sesoi: float,
+    sesoi_rule: str,
+    what: str,
+    unit: str = "points",
+    halves: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> Verdict:
+    """An equality claim: the quantity is within ``±sesoi`` of 0; judged from its 95 %
+    t-interval (module doc)."""
+    _check_sesoi(sesoi, sesoi_rule)
+    vals = _values(values, "values")
+    mean, low, high, n, sd = _t_summary(vals)
+    verdict = judge_equivalence(low, high, n, sesoi=sesoi)
+    fragile = _fragile(halves, lambda lo, hi, k: judge_equivalence(lo, hi, k, sesoi=sesoi))
+    seeds = _seeds_needed(mean, sd, sesoi, equality=True)
+    rule = (f"|{what}| < {sesoi:g}{_unit(unit)}: 95 % t-interval inside the band; reversed if "
+            f"wholly outside ({sesoi_rule})")
+    return Verdict(
+        claim, rule, mean, low, high, n, verdict, unit, float(sesoi), sesoi_rule, sd,
+        minimum_detectable_effect(sd, n), seeds, fragile, True, "t",
+        _bound_text(verdict, equality=True, predicted="+", what=what, low=low, high=high,
+                    n=n, sesoi=sesoi, unit=unit, seeds=seeds),
+    )
 
 
-def verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
-    """The verdicts as a table (one row per claim)."""
-    return pd.DataFrame([v.as_dict() for v in verdicts])
+def effect_from_interval(
+    claim: str,
+    estimate: float,
+    low: float,
+    high: float,
+    n: int,
+    *,
+    predicted: Literal["+", "-"],
+    sesoi: float,
+    sesoi_rule: str,
+    what: str,
+    unit: str,
+    method: str,
+    rule: str,
+    sd: float = math.nan,
+    mde: float = math.nan,
+    seeds_needed: float = math.nan,
+    half_intervals: tuple[tuple[float, float, int], tuple[float, float, int]] | None = None,
+) -> Verdict:
+    """A directional claim judged from an interval the caller computed by ``method`` (e.g. a
+    bootstrap over targets and seeds for a rank correlation), by the same rule as
+    :func:`effect`. ``half_intervals`` are ``(low, high, n)`` of the same interval on two
+    disjoint halves of the seeds (for the ``fragile`` flag)."""
+    _check_predicted(predicted)
+    _check_sesoi(sesoi, sesoi_rule)
+    verdict = judge_effect(low, high, n, predicted=predicted, sesoi=sesoi)
+    fragile: bool | None = None
+    if half_intervals is not None:
+        a, b = (judge_effect(lo, hi, k, predicted=predicted, sesoi=sesoi)
+                for lo, hi, k in half_intervals)
+        fragile = None if min(k for _, _, k in half_intervals) < 2 else a != b
+    return Verdict(
+        claim, rule, float(estimate), float(low), float(high), int(n), verdict, unit,
+        float(sesoi), sesoi_rule, float(sd), float(mde), float(seeds_needed), fragile, True,
+        method,
+        _bound_text(verdict, equality=False, predicted=predicted, what=what, low=low,
+                    high=high, n=n, sesoi=sesoi, unit=unit, seeds=seeds_needed),
+    )
+
+
+def not_run(claim: str, reason: str = "") -> Verdict:
+    """The verdict of a claim whose experiment the parameters leave out: inconclusive, n = 0."""
+    nan = math.nan
+    rule = f"not run ({reason})" if reason else "not run"
+    return Verdict(claim, rule, nan, nan, nan, 0, INCONCLUSIVE, method="none",
+                   bound_text=rule)
 
 
 def all_of(claim: str, parts: list[Verdict]) -> Verdict:
-    """A claim made of several conditions: reproduced when every part is, not reproduced when
-    any part is not, inconclusive otherwise. The measured value shown is the first part's."""
+    """A claim made of several conditions. ``reversed`` when any part is reversed, else
+    ``absent at this scale`` when any part is absent, else ``reproduced`` when every part is,
+    else ``inconclusive``. The estimate shown is the first part's; ``seeds_needed`` is the
+    largest of the parts' (enough to decide every part); ``fragile`` is True if any part is."""
     if not parts:
         raise ValueError("all_of needs at least one part")
     outcomes = [p.verdict for p in parts]
-    if NOT_REPRODUCED in outcomes:
-        verdict = NOT_REPRODUCED
+    if REVERSED in outcomes:
+        verdict = REVERSED
+    elif ABSENT in outcomes:
+        verdict = ABSENT
     elif all(o == REPRODUCED for o in outcomes):
         verdict = REPRODUCED
     else:
         verdict = INCONCLUSIVE
-    rule = " AND ".join(f"[{p.rule} → {p.verdict}]" for p in parts)
+    flags = [p.fragile for p in parts]
+    fragile = True if any(f is True for f in flags) else (
+        False if all(f is False for f in flags) else None)
+    seeds = [p.seeds_needed for p in parts]
     first = parts[0]
-    return Verdict(claim, rule, first.mean, first.ci_low, first.ci_high, first.n, verdict)
+    return Verdict(
+        claim,
+        " AND ".join(f"[{p.rule} → {p.verdict}]" for p in parts),
+        first.mean, first.ci_low, first.ci_high, first.n, verdict, first.unit, first.sesoi,
+        first.sesoi_rule, first.sd, first.mde,
+        math.nan if any(math.isnan(s) for s in seeds) else max(seeds),
+        fragile, all(p.complete for p in parts),
+        "+".join(dict.fromkeys(p.method for p in parts)),
+        "; ".join(p.bound_text for p in parts),
+    )
+
+
+def mark_incomplete(verdicts: Iterable[Verdict], missing_runs: int) -> list[Verdict]:
+    """The verdicts, flagged ``complete = False`` (and said so in ``bound_text``) when the grid
+    they were computed on had ``missing_runs > 0`` failed or missing runs."""
+    if missing_runs < 0:
+        raise ValueError(f"missing_runs must be >= 0, got {missing_runs}")
+    verdicts = list(verdicts)
+    if missing_runs == 0:
+        return verdicts
+    note = f" (computed on a grid with {missing_runs} failed or missing runs)"
+    return [replace(v, complete=False, bound_text=v.bound_text + note) for v in verdicts]
+
+
+def seed_halves(seeds: Iterable[int]) -> tuple[list[int], list[int]]:
+    """Two disjoint halves of ``seeds``: sorted, alternately assigned (first, third, ... to the
+    first half), so that both halves span the seed range."""
+    ordered = sorted(dict.fromkeys(int(s) for s in seeds))
+    return ordered[0::2], ordered[1::2]
+
+
+def values_and_halves(
+    by_seed: Mapping[int, float] | pd.Series,
+) -> tuple[list[float], tuple[list[float], list[float]]]:
+    """The values of a seed → value mapping, and the same values split by :func:`seed_halves`."""
+    mapping = dict(by_seed.items())
+    first, second = seed_halves(mapping)
+    return ([float(mapping[s]) for s in sorted(mapping)],
+            ([float(mapping[s]) for s in first], [float(mapping[s]) for s in second]))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
+    """The verdicts as a table (one row per claim, columns :data:`COLUMNS`)."""
+    return pd.DataFrame([v.as_dict() for v in verdicts], columns=COLUMNS)
+
+
+def migrate_status(old: str) -> str:
+    """A verdict word from a table committed before this scheme, in the current words:
+    ``not reproduced`` (interval wholly on the wrong side, or wholly outside an equality band)
+    becomes ``reversed``; current words map to themselves."""
+    word = str(old).strip()
+    if word in OUTCOMES:
+        return word
+    if word in _LEGACY:
+        return _LEGACY[word]
+    raise ValueError(f"unknown verdict {old!r}; valid: {list(OUTCOMES) + list(_LEGACY)}")
+
+
+def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
+    """A ``verdicts.csv`` in either format, with the current columns and words (columns the old
+    format lacks are filled: NaN numbers, ``fragile`` None, ``complete`` True, ``method`` "t",
+    ``bound_text`` empty)."""
+    table = pd.read_csv(path)
+    needed = ["claim", "rule", "mean", "ci_low", "ci_high", "n", "verdict"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} is not a verdict table: needs columns {needed}; missing {missing}")
+    table["verdict"] = table["verdict"].map(migrate_status)
+    defaults = {"unit": "", "sesoi": math.nan, "sesoi_rule": "", "sd": math.nan,
+                "mde": math.nan, "seeds_needed": math.nan, "fragile": None, "complete": True,
+                "method": "t", "bound_text": ""}
+    for column, default in defaults.items():
+        if column not in table.columns:
+            table[column] = default
+    table["fragile"] = table["fragile"].map(
+        lambda f: None if f is None or (isinstance(f, float) and math.isnan(f))
+        else str(f).strip().lower() == "true").astype(object)
+    table["complete"] = table["complete"].map(lambda c: str(c).strip().lower() != "false")
+    for column in ("unit", "sesoi_rule", "bound_text", "method"):
+        table[column] = table[column].fillna("").astype(str)
+    return table[COLUMNS]
+
+
+# --------------------------------------------------------------------------- legacy rules
+# Threshold rules without an effect bound, kept only until every claim function uses
+# effect/equivalent (issue 11). They keep the old behaviour (zero-width intervals count) and
+# write the current words ("reversed" for the old "not reproduced").
+
+NOT_REPRODUCED = REVERSED
+"""Legacy name of :data:`REVERSED`."""
+
+
+def _legacy(claim: str, values: Iterable[float], rule: str, judge) -> Verdict:
+    mean, low, high, n, sd = _t_summary(_values(values, "values"))
+    return Verdict(claim, rule, mean, low, high, n, judge(low, high, n), sd=sd,
+                   mde=minimum_detectable_effect(sd, n))
+
+
+def greater_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
+                 what: str = "") -> Verdict:
+    """Legacy: the quantity is above ``threshold`` (interval above → reproduced)."""
+    def judge(lo: float, hi: float, n: int) -> str:
+        if n < 2 or math.isnan(lo):
+            return INCONCLUSIVE
+        return REPRODUCED if lo > threshold else REVERSED if hi < threshold else INCONCLUSIVE
+    return _legacy(claim, values, f"{what or 'value'} > {threshold:g}", judge)
+
+
+def less_than(claim: str, values: Iterable[float], threshold: float = 0.0, *,
+              what: str = "") -> Verdict:
+    """Legacy: the quantity is below ``threshold``."""
+    def judge(lo: float, hi: float, n: int) -> str:
+        if n < 2 or math.isnan(lo):
+            return INCONCLUSIVE
+        return REPRODUCED if hi < threshold else REVERSED if lo > threshold else INCONCLUSIVE
+    return _legacy(claim, values, f"{what or 'value'} < {threshold:g}", judge)
+
+
+def within(claim: str, values: Iterable[float], tolerance: float, *, what: str = "") -> Verdict:
+    """Legacy: the quantity is within ``±tolerance``."""
+    if tolerance <= 0:
+        raise ValueError(f"tolerance must be positive, got {tolerance}")
+    return _legacy(claim, values, f"{what or 'value'} within ±{tolerance:g}",
+                   lambda lo, hi, n: INCONCLUSIVE if n < 2 or math.isnan(lo) else REPRODUCED
+                   if -tolerance <= lo and hi <= tolerance else REVERSED
+                   if lo > tolerance or hi < -tolerance else INCONCLUSIVE)
