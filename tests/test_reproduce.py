@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from survey_lib import reproduce
-from survey_lib.experiments.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+from survey_lib.experiments.verdicts import INCONCLUSIVE, NOT_REPRODUCED, OUTCOMES, REPRODUCED
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -80,7 +80,8 @@ def test_smoke_results_are_git_ignored() -> None:
 def test_three_reproductions_at_smoke_scale(tmp_path: Path) -> None:
     rc = reproduce.main(["--scale", "smoke", "--results-root", str(tmp_path), "--no-book"])
     assert rc == 0
-    expected_claims = {"yosinski_layer_transfer": 6, "kornblith_gains_vs_size": 4, "l2sp_vs_bss": 4}
+    expected_claims = {"yosinski_layer_transfer": 6, "kornblith_gains_vs_size": 4, "l2sp_vs_bss": 4,
+                       "best_practice_quadrants": 8}
     for name, n_claims in expected_claims.items():
         out = tmp_path / "smoke" / name
         assert (out / "executed.ipynb").exists()
@@ -88,7 +89,7 @@ def test_three_reproductions_at_smoke_scale(tmp_path: Path) -> None:
         assert driver["status"] == "ok" and driver["parameters"]["scale"] == "smoke"
         verdicts = pd.read_csv(out / "verdicts.csv")
         assert len(verdicts) == n_claims
-        assert set(verdicts.verdict) <= {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE}
+        assert set(verdicts.verdict) <= {REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, *OUTCOMES}
         for grid in [p for p in out.iterdir() if (p / "runs").is_dir()]:
             tidy = pd.read_csv(grid / "results.csv")
             assert {"run_id", "seed", "metric", "value"} <= set(tidy.columns)

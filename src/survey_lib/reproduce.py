@@ -43,7 +43,7 @@ from survey_lib.io import atomic_write_json
 from survey_lib.runner.grid import ENV_EXECUTOR, EXECUTORS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
+NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss", "best_practice_quadrants")
 SCALES = ("smoke", "cpu", "gpu")
 PROFILES = ("offline", "paper")
 #: Wall-time goals for all three notebooks together, in seconds (issue: smoke < 3 min on the
