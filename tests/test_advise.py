@@ -108,7 +108,7 @@ def test_advise_and_check_on_an_image_folder_of_fashion_mnist(tmp_path: Path, ca
                         "--source", str(src), "--checkpoint-dir", str(ckpt), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["quadrant"] == "small, less similar"
     assert advise.main(["--dataset", "image_folder", "--option", f"root={tmp_path / 'nope'}",
-                        "--checkpoint-dir", str(ckpt)]) == 2
+                        "--source", str(src), "--checkpoint-dir", str(ckpt)]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

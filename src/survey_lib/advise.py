@@ -179,10 +179,10 @@ def measure(
     (599-2 000 images per rung): LogME's per-example evidence shrinks with fewer examples, so a
     score from a few dozen images would not be comparable with the calibrated threshold. For
     your own folder both are the same images unless ``per_class`` is given."""
-    model, stats = common.source_model(source, checkpoint_dir)
-    pool = common.load_split(dataset, "train", size=None, options=options)
+    pool = common.load_split(dataset, "train", size=None, options=options)  # bad input first
     train = common.load_split(dataset, "train", per_class=per_class, seed=seed, size=None,
                               options=options)
+    model, stats = common.source_model(source, checkpoint_dir)
     counts = torch.bincount(train.labels, minlength=train.num_classes)
     pool_counts = torch.bincount(pool.labels, minlength=pool.num_classes)
     sample = pool
@@ -260,8 +260,8 @@ def advise(
     quadrant = quadrant_of(m, threshold, small_max)
     rec = RECOMMENDED[quadrant]
     base = dict(base_train or DEFAULT_TRAIN)
-    _, stats = common.source_model(spec, checkpoint_dir)
-    n_units = len(common.source_model(spec, checkpoint_dir)[0].unit_names)
+    model, stats = common.source_model(spec, checkpoint_dir)
+    n_units = len(model.unit_names)
     config = rec.recipe.config(base, 0, stats, n_units).to_dict()
     verdicts = committed_verdicts() if verdicts is None else dict(verdicts)
     settings = [
