@@ -200,6 +200,12 @@ def _overrides(name: str, options: dict, source: dict) -> dict:
             for rank in (1, 2)
         ]
         return {"source": src, "targets": targets, "ks": [2, 4], "quality_k": 4}
+    if name == "best_practice_quadrants":
+        quads = {"small_near": ("small, similar", 2), "large_near": ("large, similar", 4),
+                 "small_far": ("small, less similar", 2), "large_far": ("large, less similar", 4)}
+        targets = {key: {**data, "per_class": k, "test_per_class": 2, "epochs": 1, "placed": placed}
+                   for key, (placed, k) in quads.items()}
+        return {"source": src, "targets": targets}
     targets = {
         key: {"name": f"cifar100_{key}", **data, "pool_per_class": 4, "test_per_class": 2}
         for key in ("near", "far")

@@ -83,7 +83,8 @@ def test_three_reproductions_at_smoke_scale(tmp_path: Path) -> None:
     rc = reproduce.main(["--scale", "smoke", "--results-root", str(tmp_path), "--no-book"])
     assert rc == 0
     expected_claims = {"yosinski_layer_transfer": 6, "kornblith_gains_vs_size": 4, "l2sp_vs_bss": 4,
-                       "transferability_ranking": 9}
+                       "transferability_ranking": 9,
+                       "best_practice_quadrants": 8}
     for name, n_claims in expected_claims.items():
         out = tmp_path / "smoke" / name
         assert (out / "executed.ipynb").exists()

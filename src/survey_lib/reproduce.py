@@ -73,7 +73,7 @@ from survey_lib.runner.grid import ENV_EXECUTOR, EXECUTORS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss",
-             "transferability_ranking")
+             "transferability_ranking", "best_practice_quadrants")
 SCALES = ("smoke", "cpu", "gpu", "published")
 #: Scales that exist for the paper profile only: ``published`` is the papers' own protocol
 #: (``paper-published.yaml``), which has no offline counterpart.

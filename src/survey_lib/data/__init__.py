@@ -1,7 +1,8 @@
 """Datasets as in-memory ``uint8`` tensors, one registry, and the experimental protocols.
 
 Importing this package registers every loader: :mod:`~survey_lib.data.offline` (Fashion-MNIST,
-digits), :mod:`~survey_lib.data.torchvision_sets` (the survey's targets) and, when present,
+digits), :mod:`~survey_lib.data.torchvision_sets` (the survey's targets),
+:mod:`~survey_lib.data.image_folder` (your own images) and, when present,
 :mod:`~survey_lib.data.glyphs`.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from survey_lib.data import offline, torchvision_sets
+from survey_lib.data import image_folder, offline, torchvision_sets
 from survey_lib.data.base import ImageDataset, tensor_checksum
 from survey_lib.data.errors import ChecksumError, DatasetNotFoundError
 from survey_lib.data.registry import (
@@ -42,6 +43,7 @@ __all__ = [
     "dataset_info",
     "get_dataset",
     "list_datasets",
+    "image_folder",
     "offline",
     "register_dataset",
     "tensor_checksum",
