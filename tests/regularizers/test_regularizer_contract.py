@@ -14,7 +14,7 @@ NAMES = [*list_regularizers(), "l2_sp+bss"]
 #: regularizers whose penalty is identically zero (they act elsewhere or not at all)
 ZERO = {"none", "stochnorm"}
 #: regularizers holding reference tensors: a different source must change the penalty
-WITH_BUFFERS = {"l2_sp", "l2_sp_lower", "delta", "delta_unweighted", "l2_sp+bss"}
+WITH_BUFFERS = {"l2_sp", "l2_sp_lower", "delta", "delta_sum", "delta_unweighted", "l2_sp+bss"}
 
 
 def build(name: str, source, target, batch):
@@ -22,6 +22,7 @@ def build(name: str, source, target, batch):
     extra = {
         "l2_sp_lower": {"num_sp_units": 1},
         "delta": {"attention_data": batch, "head_steps": 5},
+        "delta_sum": {"attention_data": batch, "head_steps": 5},
     }
     regularizer = create_regularizer(
         name, source_model=source, target_model=target, **extra.get(name, {})

@@ -31,6 +31,7 @@ def test_fit_adds_the_penalty_and_leaves_the_source_alone(name: str) -> None:
     extra = {
         "l2_sp_lower": {"num_sp_units": 1},
         "delta": {"attention_data": (prep, data.labels[:16]), "head_steps": 5},
+        "delta_sum": {"attention_data": (prep, data.labels[:16]), "head_steps": 5},
     }
     reg = create_regularizer(name, source_model=source, target_model=target, **extra.get(name, {}))
     target = reg.transform(target)
