@@ -14,6 +14,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
+
+from survey_lib import reproduce
+
+REPO = Path(__file__).resolve().parents[2]
 
 NOTEBOOK = """\
 ---
@@ -33,6 +38,8 @@ kernelspec:
 scale = "smoke"
 profile = "offline"
 results_dir = "results"
+checkpoint_dir = "results/checkpoints"
+{declared}
 ```
 
 ```{code-cell} ipython3
@@ -72,8 +79,14 @@ def test_sigterm_to_the_driver_stops_kernel_and_pool_workers(tmp_path: Path) -> 
     root, marks = tmp_path / "repo", tmp_path / "marks"
     (root / "notebooks" / "params" / "l2sp_vs_bss").mkdir(parents=True)
     marks.mkdir()
-    (root / "notebooks" / "l2sp_vs_bss.md").write_text(NOTEBOOK)
-    (root / "notebooks" / "params" / "l2sp_vs_bss" / "smoke.yaml").write_text("{}\n")
+    # the driver validates the protocol before it starts a kernel: give the tiny notebook the
+    # real (valid) smoke protocol of l2sp_vs_bss, and declare its names
+    protocol = reproduce.load_params("l2sp_vs_bss", "smoke", "offline", REPO / "notebooks")
+    declared = "\n".join(f"{key} = None" for key in protocol)
+    (root / "notebooks" / "l2sp_vs_bss.md").write_text(NOTEBOOK.replace("{declared}", declared))
+    (root / "notebooks" / "params" / "l2sp_vs_bss" / "smoke.yaml").write_text(
+        yaml.safe_dump(protocol)
+    )
     (root / "sleepy.py").write_text(textwrap.dedent(SLEEPY))
     path = os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])
     env = {**os.environ, "PYTHONPATH": path, "SLEEPY_DIR": str(marks)}
