@@ -135,7 +135,7 @@ def _walk(schema: Mapping[str, Any], value: Any, where: str) -> list[str]:
 
 def unread_keys(notebook: str, params: Mapping[str, Any]) -> list[str]:
     """Dotted paths of ``params`` that no cell of ``notebook`` reads: keys of a mapping whose
-    schema (:data:`survey_lib.experiments.validate.SCHEMAS`) lists its keys, that it does not
+    schema (``survey_lib.experiments.validate.SCHEMAS``) lists its keys, that it does not
     list (top-level names the notebook does not declare are the driver's own check)."""
     from survey_lib.experiments.validate import SCHEMAS
 

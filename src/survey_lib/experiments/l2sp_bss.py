@@ -92,7 +92,7 @@ def attention_sample(train: ImageDataset, seed: int, size: int = ATTENTION_SAMPL
 
 
 def on_model_device(model: TransferModel, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """``tensors`` moved to :func:`~survey_lib.experiments.common.model_device` of ``model``."""
+    """``tensors`` moved to ``survey_lib.experiments.common.model_device`` of ``model``."""
     device = model_device(model)
     return tuple(t.to(device) for t in tensors)
 

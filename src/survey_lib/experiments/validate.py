@@ -5,7 +5,7 @@ keys, checked with :mod:`jsonschema`) plus the checks a schema cannot state: nam
 (:func:`survey_lib.data.list_datasets`), splits, models (:func:`survey_lib.models.list_models`
 or timm), regularizers and their hyperparameters
 (:func:`survey_lib.regularizers.list_regularizers`), every ``train`` mapping
-(:meth:`survey_lib.train.TrainConfig.from_dict`), finite numbers everywhere, and the subsets a
+(``TrainConfig.from_dict``), finite numbers everywhere, and the subsets a
 notebook's cells can handle (``methods`` must hold the baseline ``L2``; ``targets`` of the
 L2-SP/BSS notebook are ``near`` and ``far``; Yosinski needs the ``random`` split; Kornblith needs
 two targets and two sizes). Every problem is one line naming the key, the value and what is
