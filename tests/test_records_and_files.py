@@ -109,9 +109,9 @@ def test_notebook_reports_failed_runs_and_stops_when_none_finished(capsys) -> No
 
 def test_verdicts_on_an_incomplete_grid_are_marked(capsys) -> None:
     from survey_lib.experiments.run_checks import incomplete_column, mark_incomplete
-    from survey_lib.experiments.verdicts import greater_than, verdict_table
+    from survey_lib.experiments.verdicts import effect, verdict_table
 
-    verdicts = [greater_than("c", [0.1, 0.2, 0.3], 0.0)]
+    verdicts = [effect("c", [0.1, 0.2, 0.3], predicted="+", sesoi=0.5, sesoi_rule="test", what="x")]
     table = incomplete_column(verdict_table(mark_incomplete(verdicts, 2)), 2)
     assert list(table["complete"]) == [False]
     assert "incomplete grid: 2 run(s) failed" in capsys.readouterr().out

@@ -74,6 +74,9 @@ from survey_lib.runner.grid import ENV_EXECUTOR, EXECUTORS
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss",
              "transferability_ranking", "best_practice_quadrants")
+#: The reproductions of published papers: they have a ``published`` preset (the papers' own
+#: protocols, paper profile only) and entries in ``results/published/protocols.yaml``.
+PUBLISHED_NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
 SCALES = ("smoke", "cpu", "gpu", "published")
 #: Scales that exist for the paper profile only: ``published`` is the papers' own protocol
 #: (``paper-published.yaml``), which has no offline counterpart.
@@ -656,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     scale = args.scale or default_scale()
     if scale in PAPER_ONLY_SCALES and args.profile != "paper":
         parser.error(f"--scale {scale} exists only with --profile paper (the papers' protocols)")
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(NOTEBOOKS)
+    default = PUBLISHED_NOTEBOOKS if scale in PAPER_ONLY_SCALES else NOTEBOOKS
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(default)
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         parser.error(f"unknown notebook(s) {', '.join(unknown)}; valid: {', '.join(NOTEBOOKS)}")
@@ -669,6 +673,10 @@ def main(argv: list[str] | None = None) -> int:
         from survey_lib.protocol_table import explain
 
         for name in names:
+            if name not in PUBLISHED_NOTEBOOKS:
+                print(f"## {name}: no published protocol to compare with (valid: "
+                      f"{', '.join(PUBLISHED_NOTEBOOKS)})", flush=True)
+                continue
             protocol = apply_overrides(
                 load_protocol(name, scale, args.profile, args.notebooks_dir).params, overrides
             )
@@ -740,6 +748,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "NOTEBOOKS",
+    "PUBLISHED_NOTEBOOKS",
     "SCALES",
     "PAPER_ONLY_SCALES",
     "PROFILES",
