@@ -108,6 +108,26 @@ def test_three_reproductions_at_smoke_scale(tmp_path: Path) -> None:
         prov = json.loads((tmp_path / "smoke" / "yosinski_layer_transfer" / grid / "provenance.json").read_text())
         assert prov["runs_executed"] == 0 and prov["runs_finished"] == prov["runs_total"] > 0
 
+    # Issue 18 item 3: a run's id covers only what the run uses. Changing L2-SP's alpha re-runs
+    # the L2-SP runs of the regularizer grid and nothing else (the others, and the lr sweep that
+    # uses L2, are reused from the protocol's results).
+    base = tmp_path / "smoke" / "l2sp_vs_bss"
+    methods = [json.loads(p.read_text())["params"]["method"]
+               for p in (base / "regularizers" / "runs").glob("*.json")]
+    assert methods.count("L2-SP") > 0 and len(set(methods)) > 1
+    rc = reproduce.main(["--scale", "smoke", "--results-root", str(tmp_path), "--no-book",
+                         "--only", "l2sp_vs_bss", "--set", "methods.L2-SP.alpha=1.0"])
+    assert rc == 0
+    (override,) = [p for p in tmp_path.iterdir() if p.name.startswith("smoke-set-")]
+    runs = override / "l2sp_vs_bss" / "regularizers"
+    prov = json.loads((runs / "provenance.json").read_text())
+    assert prov["runs_executed"] == methods.count("L2-SP")
+    new = {p.name for p in (runs / "runs").glob("*.json")} - {
+        p.name for p in (base / "regularizers" / "runs").glob("*.json")}
+    assert {json.loads((runs / "runs" / n).read_text())["params"]["method"] for n in new} == {"L2-SP"}
+    sweep = json.loads((override / "l2sp_vs_bss" / "lr_sweep" / "provenance.json").read_text())
+    assert sweep["runs_executed"] == 0
+
 
 @pytest.mark.notebooks
 def test_failed_notebook_is_reported_and_others_go_on(tmp_path: Path) -> None:

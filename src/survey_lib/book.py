@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from survey_lib.experiments.verdicts import OUTCOMES, migrate_status
+
 
 def _find_root() -> Path:
     """The book root: the nearest folder above the working directory holding ``_toc.yml``
@@ -858,9 +860,8 @@ def check_claim(ok: bool, claim: str) -> None:
 # Verdict tables of both formats, and the findings dashboard
 # --------------------------------------------------------------------------------------------
 
-OUTCOMES = ("reproduced", "absent at this scale", "reversed", "inconclusive")
-"""The verdict words of :mod:`survey_lib.experiments.verdicts` (issue 11), in display order."""
-
+# OUTCOMES (imported above) are the verdict words of survey_lib.experiments.verdicts, in
+# display order.
 OUTCOME_COLOURS = {
     "reproduced": "#d7f0d2",
     "absent at this scale": "#dde8f5",
@@ -884,45 +885,16 @@ NEW_VERDICT_COLUMNS = (
 """Columns the new verdict tables add to ``claim, rule, mean, ci_low, ci_high, n, verdict``."""
 
 
-def _predicted_side(rule: str) -> str | None:
-    """``"+"`` / ``"-"`` for an old rule's first part ("... > 0 with its ... above 0"), else None
-    (equality claims, unparsable rules)."""
-    import re
-
-    first = str(rule).split("] AND [")[0]
-    match = re.search(r"\s([<>])\s*(-?[0-9.]+)\s+with its 95 % t-interval (above|below)", first)
-    if not match:
-        return None
-    return "+" if match.group(1) == ">" else "-"
-
-
 def migrate_outcome(old: str, rule: str = "", low: float = math.nan, high: float = math.nan) -> str:
-    """The new verdict word for a row of a verdict table committed before issue 11.
-
-    ``reproduced`` and ``inconclusive`` keep their words. ``not reproduced`` becomes
-    ``reversed`` when the row's interval lies wholly on the wrong side of 0 for the predicted
-    direction parsed from ``rule`` (or, for an equality claim, when the old rule put it wholly
-    outside its band), and ``inconclusive`` otherwise. New words pass through unchanged.
+    """The new verdict word for a row of a verdict table committed before issue 11: the
+    verdict module's :func:`~survey_lib.experiments.verdicts.migrate_status`, read with the
+    row's rule and interval (``not reproduced`` becomes ``reversed`` only when the interval lies
+    wholly on the wrong side; ``inconclusive`` otherwise).
 
     Raises:
         ValueError: ``old`` is no verdict word of either format.
     """
-    old = str(old).strip()
-    if old in OUTCOMES:
-        return old
-    if old != "not reproduced":
-        valid = [*OUTCOMES, "not reproduced"]
-        raise ValueError(f"unknown verdict {old!r}; valid: {valid}")
-    side = _predicted_side(rule)
-    if side is None:
-        return "reversed" if "within" in str(rule) else "inconclusive"
-    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
-        return "inconclusive"
-    if side == "+" and float(high) < 0:
-        return "reversed"
-    if side == "-" and float(low) > 0:
-        return "reversed"
-    return "inconclusive"
+    return migrate_status(old, rule, low, high)
 
 
 def _old_unit(rule: str) -> str:

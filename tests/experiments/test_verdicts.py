@@ -185,13 +185,20 @@ def test_migrate_status_and_read_old_tables(tmp_path) -> None:
     assert migrate_status(ABSENT) == ABSENT
     with pytest.raises(ValueError, match="valid"):
         migrate_status("maybe")
-    old = pd.DataFrame({"claim": ["1. a", "2. b"], "rule": ["r", "r"], "mean": [0.1, -0.2],
-                        "ci_low": [0.0, -0.3], "ci_high": [0.2, -0.1], "n": [3, 3],
-                        "verdict": ["inconclusive", "not reproduced"]})
+    # with the rule and interval, an old "not reproduced" is reversed only when the interval
+    # lies wholly on the wrong side of 0 for the predicted direction
+    rule = "gain > 0.02 with its 95 % t-interval above"
+    assert migrate_status("not reproduced", rule, -0.3, -0.1) == REVERSED
+    assert migrate_status("not reproduced", rule, -0.1, 0.01) == INCONCLUSIVE
+    assert migrate_status("not reproduced", "within ±0.01: inside [-0.01, 0.01]") == REVERSED
+    old = pd.DataFrame({"claim": ["1. a", "2. b", "3. c"], "rule": [rule] * 3,
+                        "mean": [0.1, -0.2, 0.0], "ci_low": [0.0, -0.3, -0.1],
+                        "ci_high": [0.2, -0.1, 0.1], "n": [3, 3, 3],
+                        "verdict": ["inconclusive", "not reproduced", "not reproduced"]})
     old.to_csv(tmp_path / "old.csv", index=False)
     table = read_verdicts(tmp_path / "old.csv")
     assert list(table.columns) == COLUMNS
-    assert list(table.verdict) == [INCONCLUSIVE, REVERSED]
+    assert list(table.verdict) == [INCONCLUSIVE, REVERSED, INCONCLUSIVE]
     new = verdict_table([_eff([4.9, 5.0, 5.1, 5.2], halves=([4.9, 5.1], [5.0, 5.2])),
                          _eff([1.0, 2.0, 3.0])])
     assert list(new.columns) == COLUMNS

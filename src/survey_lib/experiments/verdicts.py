@@ -583,16 +583,48 @@ def verdict_table(verdicts: Iterable[Verdict]) -> pd.DataFrame:
     return pd.DataFrame([v.as_dict() for v in verdicts], columns=COLUMNS)
 
 
-def migrate_status(old: str) -> str:
-    """A verdict word from a table committed before this scheme, in the current words:
-    ``not reproduced`` (interval wholly on the wrong side, or wholly outside an equality band)
-    becomes ``reversed``; current words map to themselves."""
+def _predicted_side(rule: str) -> str | None:
+    """``"+"`` or ``"-"``: the direction an old-format rule predicted (``... > x with its 95 %
+    t-interval above``), or ``None`` when the rule states no direction (an equality claim)."""
+    import re
+
+    first = str(rule).split("] AND [")[0]
+    match = re.search(r"\s([<>])\s*(-?[0-9.]+)\s+with its 95 % t-interval (above|below)", first)
+    if not match:
+        return None
+    return "+" if match.group(1) == ">" else "-"
+
+
+def migrate_status(
+    old: str, rule: str | None = None, low: float = math.nan, high: float = math.nan
+) -> str:
+    """A verdict word from a table committed before this scheme, in the current words.
+
+    Current words map to themselves. Without the row's ``rule``, ``not reproduced`` maps to
+    ``reversed`` (its meaning in the old scheme's equality rules). With the ``rule`` and the
+    row's interval ``[low, high]``, the word is re-read: ``reversed`` only when the interval lies
+    wholly on the wrong side of 0 for the direction the rule predicted (or, for an equality rule,
+    when the old rule put it wholly outside its band), ``inconclusive`` otherwise (an old
+    ``not reproduced`` also covered intervals that merely missed the old threshold).
+
+    Raises:
+        ValueError: ``old`` is no verdict word of either scheme.
+    """
     word = str(old).strip()
     if word in OUTCOMES:
         return word
-    if word in _LEGACY:
+    if word not in _LEGACY:
+        raise ValueError(f"unknown verdict {old!r}; valid: {list(OUTCOMES) + list(_LEGACY)}")
+    if rule is None:
         return _LEGACY[word]
-    raise ValueError(f"unknown verdict {old!r}; valid: {list(OUTCOMES) + list(_LEGACY)}")
+    side = _predicted_side(rule)
+    if side is None:
+        return REVERSED if "within" in str(rule) else INCONCLUSIVE
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return INCONCLUSIVE
+    if (side == "+" and float(high) < 0) or (side == "-" and float(low) > 0):
+        return REVERSED
+    return INCONCLUSIVE
 
 
 def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
@@ -604,7 +636,10 @@ def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise ValueError(f"{path} is not a verdict table: needs columns {needed}; missing {missing}")
-    table["verdict"] = table["verdict"].map(migrate_status)
+    table["verdict"] = [
+        migrate_status(v, r, lo, hi)
+        for v, r, lo, hi in zip(table["verdict"], table["rule"], table["ci_low"], table["ci_high"])
+    ]
     defaults = {"unit": "", "sesoi": math.nan, "sesoi_rule": "", "sd": math.nan,
                 "mde": math.nan, "seeds_needed": math.nan, "fragile": None, "complete": True,
                 "method": "t", "bound_text": ""}
