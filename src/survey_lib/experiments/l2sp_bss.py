@@ -51,8 +51,9 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
     """The target's pool (``pool_per_class`` per class of split ``pool_split``, default
     ``train``; TLlib's 100 % of FGVC Aircraft is ``trainval``, fixed by ``pool_seed``), sampled at
     ``rate`` with ``seed`` (nested across rates), and its test set (at most ``test_per_class`` per
-    class, seed 0), with ``target["channels"]`` channels (default 1) at ``size`` px. Examples are
-    chosen on the native images and only the chosen ones resized."""
+    class, seed 0; every test image when it is null), with ``target["channels"]`` channels
+    (default 1) at ``size`` px. Examples are chosen on the native images and only the chosen
+    ones resized."""
     opts = dict(target.get("options", {}))
     channels = int(target.get("channels", 1))
     pool = load_split(
@@ -67,11 +68,9 @@ def target_data(target: Mapping[str, Any], rate: float, seed: int, size: int):
         sampling_rate_subset(pool.labels, float(rate), seed, num_classes=pool.num_classes)
     )
     test = load_split(target["dataset"], "test", size=None, options=opts)
-    test = test.subset(
-        at_most_k_per_class(
-            test.labels, int(target["test_per_class"]), 0, num_classes=test.num_classes
-        )
-    )
+    cap = target.get("test_per_class")
+    if cap is not None:  # null: every test image
+        test = test.subset(at_most_k_per_class(test.labels, int(cap), 0, num_classes=test.num_classes))
     return train.resized(size, channels), test.resized(size, channels)
 
 
