@@ -594,7 +594,9 @@ def glue_verdicts(prefix: str, verdicts: pd.DataFrame) -> None:
 
     For claim ``i`` (1-based, in file order) glues ``<prefix>_v<i>`` (the verdict word, see
     :data:`OUTCOMES`) and ``<prefix>_v<i>_mean``, ``_lo``, ``_hi`` (floats in the unit of
-    :func:`normalise_verdicts`: points for accuracy differences); the counts
+    :func:`normalise_verdicts`: points for accuracy differences), ``<prefix>_v<i>_bound`` (the
+    effect bound in words, e.g. "the effect lies between 0.2 and 1.1 points", or "no bound" for
+    tables written before bounds existed); the counts
     ``<prefix>_n_<word>`` for every word of :data:`OUTCOMES` (spaces as ``_``) and
     ``<prefix>_n_claims``.
     """
@@ -605,6 +607,8 @@ def glue_verdicts(prefix: str, verdicts: pd.DataFrame) -> None:
         glue_number(f"{prefix}_v{i}_mean", row.mean, digits)
         glue_number(f"{prefix}_v{i}_lo", row.ci_low, digits)
         glue_number(f"{prefix}_v{i}_hi", row.ci_high, digits)
+        bound = row.bound_text if isinstance(row.bound_text, str) and row.bound_text else ""
+        glue_text(f"{prefix}_v{i}_bound", bound.rstrip(".") or "no bound")
     for word, count in verdict_counts(table).items():
         glue_number(f"{prefix}_n_{word.replace(' ', '_')}", count)
     glue_number(f"{prefix}_n_claims", len(table))

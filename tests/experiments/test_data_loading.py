@@ -63,6 +63,13 @@ def test_l2sp_target_data_and_stratified_attention_sample() -> None:
     assert torch.equal(l2sp_bss.attention_sample(train, 0, size=10_000), torch.arange(len(train)))
 
 
+def test_l2sp_test_per_class_null_keeps_every_test_image() -> None:
+    # the cpu protocol's glyph target says `test_per_class: null` (every unseen-typeface image)
+    target = {"dataset": "digits", "options": {}, "pool_per_class": 10, "test_per_class": None}
+    _, test = l2sp_bss.target_data(target, 1.0, seed=0, size=8)
+    assert len(test) == len(load_split("digits", "test", size=None, options={}))
+
+
 def _params(tmp_path) -> dict:
     return {
         "dataset": "digits", "options": {}, "model": "alexnet_small", "size": 16,
