@@ -21,7 +21,8 @@ under the budget, adding seeds where the next claim decided costs least.
 Three pilot seeds give a rough sd (its own 95 % interval spans about 0.5x to 6x), so the seeds
 needed are a plan, not a promise; the new verdicts report the seeds needed again at their n.
 
-Usage: ``python scripts/seeds_needed.py [--budget-seconds 2280]``
+Usage: ``python scripts/seeds_needed.py [--budget-seconds 2280] [--csv results/cpu-pilot/seeds_plan.csv]``
+(the committed plan file is what the book compares the pre-registered runs with).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import yaml
 from survey_lib.experiments import kornblith, l2sp_bss, yosinski
 from survey_lib.experiments.noise import mean_difference_terms, noise_budget, predicted_sd
 from survey_lib.experiments.verdicts import seeds_for_effect_size, sesoi_from_spec
+from survey_lib.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PILOT = ROOT / "results" / "cpu-pilot"
@@ -281,6 +283,8 @@ def allocate(rows: pd.DataFrame, per_seed: dict, fixed: dict, budget: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget-seconds", type=float, default=38 * 60)
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="also write the per-claim plan (with the seeds allocated) here")
     args = parser.parse_args()
     old, new = {}, {}
     for nb in NOTEBOOKS:
@@ -302,6 +306,10 @@ def main() -> None:
               f"= {t:.0f} s")
     print(f"predicted total {total:.0f} s = {total / 60:.1f} min "
           f"(budget {args.budget_seconds / 60:.0f} min)")
+    if args.csv is not None:
+        plan = rows.assign(seeds_allocated=[seeds[nb] for nb in rows.notebook])
+        atomic_write_text(args.csv, plan.to_csv(index=False))
+        print(f"plan written to {args.csv}")
     decided = int(rows.decided_at_plan.sum())
     print(f"claims (parts) expected decided at the plan: {decided} of {len(rows)}; "
           "rank claims need more targets (inf), claim 4 of Kornblith is judged by permutation")

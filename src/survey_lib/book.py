@@ -1249,3 +1249,106 @@ def md_table(
         lines.append("* - " + "\n  - ".join(cell(c, v) for c, v in zip(columns, row)))
     lines.append(":::")
     return Markdown("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The pilot against the pre-registered run (issue 11)
+# --------------------------------------------------------------------------------------------
+
+PILOT_DIR = "cpu-pilot"
+"""``results/cpu-pilot/``: the 3-seed pilot whose spread planned the cpu protocols' seeds, with
+the plan itself (``seeds_plan.csv``, written by ``scripts/seeds_needed.py --csv``)."""
+
+
+def _claim_number(claim: Any) -> str:
+    """``"3"`` for ``"3. AnB falls ..."``, ``"1"`` for plan keys ``"1a"``, ``"fashion 1"``."""
+    import re
+
+    text = str(claim).strip()
+    match = re.match(r"^(?:[a-z]+ )?(\d+)", text)
+    return match.group(1) if match else text
+
+
+def pilot_comparison(
+    name: str, filename: str = "verdicts.csv", plan_group: str = "", *, numeric: bool = False
+) -> pd.DataFrame:
+    """Each claim of experiment ``name`` in the 3-seed pilot, in the seed plan made from it, and
+    in the committed pre-registered run, side by side (one row per claim).
+
+    Columns: ``claim``; ``pilot`` (estimate [95 % interval], n) and ``pilot verdict``;
+    ``planned seeds`` (the plan's seeds for the claim, the largest over its parts; ``—`` where
+    the plan gave none, "never at this spread" where no number would do), ``predicted sd``
+    (the spread the plan assumed at the new test sizes, the largest over parts) and ``plan
+    expected a decision`` (every part decided within the seeds the plan allocated); ``run``
+    and ``run verdict`` (the committed result); ``observed sd`` (its spread between seeds) and
+    ``seeds needed now`` (at that spread).
+
+    With ``numeric`` the same rows as numbers for computing with: ``claim``, ``pilot_sd``
+    (the pilot's own spread, the largest over parts), ``predicted_sd``, ``observed_sd`` (floats, NaN where missing), ``expected_decided`` and
+    ``decided`` (bools: the run's verdict is not *inconclusive*).
+
+    Args:
+        name: the experiment (notebook) name.
+        filename: the verdict table (``verdicts.csv`` or e.g. ``verdicts_glyphs.csv``).
+        plan_group: the plan's claim prefix for that table (``"fashion"``, ``"glyphs"``; empty
+            for experiments with one table).
+        numeric: return numbers instead of display strings.
+
+    Raises:
+        FileNotFoundError: the pilot table, the plan or the committed table is missing.
+    """
+    pilot_path = REPO_ROOT / "results" / PILOT_DIR / name / filename
+    plan_path = REPO_ROOT / "results" / PILOT_DIR / "seeds_plan.csv"
+    run_path = experiment_dir(name) / filename
+    for path in (pilot_path, plan_path, run_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"pilot_comparison needs {path}")
+    pilot, run = read_verdict_table(pilot_path), read_verdict_table(run_path)
+    plan = pd.read_csv(plan_path)
+    plan = plan[plan["notebook"] == name]
+    if plan_group:
+        plan = plan[plan["claim"].astype(str).str.startswith(plan_group + " ")]
+    plan = plan.assign(number=[_claim_number(c) for c in plan["claim"]])
+
+    def shown(row: Any) -> str:
+        if int(row.n) < 1:
+            return "not run"
+        digits = 2 if str(row.unit) in ("rho", "log10 lr") else 1
+        unit = "" if str(row.unit) in ("nan", "points") else f" {row.unit}"
+        return f"{fmt_interval(row.mean, row.ci_low, row.ci_high, digits)}{unit}, n = {int(row.n)}"
+
+    def largest(values: pd.Series) -> float:
+        numbers = [float(v) for v in values]
+        if not numbers or any(math.isnan(v) for v in numbers):
+            return math.nan
+        return max(numbers)
+
+    by_number = {_claim_number(r.claim): r for r in pilot.itertuples(index=False)}
+    rows = []
+    for r in run.itertuples(index=False):
+        number = _claim_number(r.claim)
+        p = by_number.get(number)
+        parts = plan[plan["number"] == number]
+        seeds, sd = largest(parts["seeds"]), largest(parts["sd_new"])
+        pilot_sd = largest(parts["sd"])
+        expected = bool(len(parts)) and bool(parts["decided_at_plan"].astype(bool).all())
+        if numeric:
+            rows.append({"claim": r.claim, "pilot_sd": pilot_sd, "predicted_sd": sd,
+                         "observed_sd": float(r.sd),
+                         "expected_decided": expected, "decided": r.verdict != "inconclusive"})
+            continue
+        rows.append(
+            {
+                "claim": r.claim,
+                "pilot": shown(p) if p is not None else DASH,
+                "pilot verdict": p.verdict if p is not None else DASH,
+                "planned seeds": _seeds(seeds),
+                "predicted sd": fmt_number(sd, 2),
+                "plan expected a decision": "yes" if expected else "no",
+                "run": shown(r),
+                "run verdict": r.verdict,
+                "observed sd": fmt_number(r.sd, 2),
+                "seeds needed now": _seeds(r.seeds_needed),
+            }
+        )
+    return pd.DataFrame(rows)
