@@ -27,6 +27,7 @@ from survey_lib.experiments.verdicts import (
     equivalent,
     mark_incomplete,
     migrate_status,
+    no_gain,
     minimum_detectable_effect,
     not_run,
     read_verdicts,
@@ -169,6 +170,18 @@ def test_all_of_combines_parts() -> None:
     assert combined.seeds_needed == max(yes.seeds_needed, maybe.seeds_needed)
     with pytest.raises(ValueError):
         all_of("c", [])
+
+
+def test_no_gain_is_one_sided_and_words_a_loss_as_a_loss() -> None:
+    kw = {"sesoi": 1.0, "sesoi_rule": "r", "what": "X − L2"}
+    loss = no_gain("c", [-0.6, -0.5, -0.4, -0.5], **kw)
+    t = stats.t.ppf(0.975, 3) * np.std([-0.6, -0.5, -0.4, -0.5], ddof=1) / 2
+    assert loss.verdict == REPRODUCED and loss.ci_high == pytest.approx(-0.5 + t)
+    assert f"a loss of at least {0.5 - t:.2f} points" in loss.bound_text  # 0.37
+    tie = no_gain("c", [-0.2, 0.1, 0.3, 0.0], **kw)
+    assert tie.verdict == REPRODUCED and "any gain is smaller than" in tie.bound_text
+    assert no_gain("c", [2.0, 2.2, 2.1, 1.9], **kw).verdict == REVERSED  # wholly above +SESOI
+    assert no_gain("c", [0.0, 2.0, 1.0, 3.0], **kw).verdict == INCONCLUSIVE
 
 
 def test_mark_incomplete_and_not_run() -> None:

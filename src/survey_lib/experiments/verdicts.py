@@ -406,6 +406,8 @@ def no_gain(
     interval = f"95 % interval {_fmt(low)} to {_fmt(high)}{u}"
     if n < 2 or _degenerate(low, high, n):
         text = f"{what}: no usable interval (n = {n} or zero spread), undecided"
+    elif verdict == REPRODUCED and high < 0:
+        text = f"{what}: no gain of interest, a loss of at least {_fmt(-high)}{u} ({interval})"
     elif verdict == REPRODUCED:
         text = f"{what}: no gain of interest, any gain is smaller than {_fmt(high)}{u} ({interval})"
     elif verdict == REVERSED:
