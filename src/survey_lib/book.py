@@ -1120,13 +1120,29 @@ def findings_dashboard(page_dir: str = "book", root: str | os.PathLike[str] | No
     return Markdown("\n".join(lines) + "\n")
 
 
+def runs_compute_seconds(folder: str | os.PathLike[str]) -> float:
+    """Seconds the runs behind a results folder took, summed over every run record
+    (``<folder>/<grid>/runs/*.json``, each record's ``provenance.wall_seconds``): what a resumed
+    notebook's own wall time no longer shows. NaN when no record says."""
+    total, found = 0.0, False
+    for path in Path(folder).glob("*/runs/*.json"):
+        try:
+            seconds = json.loads(path.read_text(encoding="utf-8"))["provenance"]["wall_seconds"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if seconds is not None:
+            total, found = total + float(seconds), True
+    return total if found else math.nan
+
+
 def reproduce_box(
     name: str, *, exercises: Sequence[str] = (), profile: str = "offline"
 ) -> Any:
     """The "Reproduce this page" admonition for reproduction ``name``.
 
     Lists the command, the protocol file, the scale and seeds the page shows, the wall time
-    (``driver.json``'s ``seconds``), the seeds needed to settle each undecided claim (from the
+    (``driver.json``'s ``seconds``: the notebook's last execution, short when it resumed from
+    finished runs) and the compute time of all its runs (:func:`runs_compute_seconds`), the seeds needed to settle each undecided claim (from the
     verdict tables' ``seeds_needed``; ``—`` before those exist) and ``exercises``.
     """
     from IPython.display import Markdown
@@ -1155,8 +1171,13 @@ def reproduce_box(
         f"--only {name}` (or `make reproduce SCALE={scale} ONLY={name}`)",
         f"- **Protocol:** `{protocol}`",
         f"- **Shown here:** scale `{scale}`, profile `{profile}`, seeds {seeds_text}",
-        f"- **Wall time:** {wall} on {device}",
+        f"- **Wall time:** {wall} on {device} (the notebook's last execution)",
     ]
+    compute = runs_compute_seconds(experiment_dir(name))
+    if math.isfinite(compute):
+        workers = params.get("workers")
+        lines.append(f"- **Compute in its runs:** {compute / 60:.1f} min summed over runs "
+                     f"(workers in parallel: {workers if workers is not None else DASH})")
     undecided = [
         row
         for row in findings().itertuples(index=False)

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
-REPRODUCTIONS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
+REPRODUCTIONS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss",
+                 "transferability_ranking", "best_practice_quadrants")
 
 
 def survey_chapters() -> list[str]:

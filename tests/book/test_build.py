@@ -39,6 +39,7 @@ SHOWN_VERDICTS = {
     "yosinski": ["yosinski_layer_transfer/verdicts.csv", "yosinski_layer_transfer/verdicts_glyphs.csv"],
     "taxonomy": ["kornblith_gains_vs_size/verdicts.csv"],
     "regularizers": ["l2sp_vs_bss/verdicts.csv"],
+    "transferability": ["transferability_ranking/verdicts.csv"],
 }
 
 
