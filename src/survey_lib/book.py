@@ -1373,3 +1373,117 @@ def pilot_comparison(
             }
         )
     return pd.DataFrame(rows)
+
+# ------------------------------------------------------------- protocol table and comparability
+
+
+def _cite_known(text: Any) -> str:
+    """``text`` with the bib keys that ``references.bib`` holds written as citations (other
+    key-like words, e.g. ``kornblith2019``, stay plain text)."""
+    import re
+
+    bib = (REPO_ROOT / "references.bib").read_text(encoding="utf-8")
+    known = set(re.findall(r"^@\w+\{([^,]+),", bib, flags=re.M))
+    return re.sub(_BIB_KEY, lambda m: f"{{cite:t}}`{m.group(1)}`" if m.group(1) in known
+                  else m.group(1), str(text))  # fmt: skip
+
+
+def resolved_protocol(
+    notebook: str, scale: str = "published", profile: str = "paper",
+    notebooks_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The resolved protocol the driver would pass to ``notebook`` (from
+    ``<notebooks_dir>/params``, default the repository's ``notebooks/``)."""
+    from survey_lib.reproduce import load_params
+
+    return load_params(notebook, scale, profile, notebooks_dir or REPO_ROOT / "notebooks")
+
+
+def protocol_rows(
+    notebook: str, scale: str = "published", profile: str = "paper",
+    notebooks_dir: Path | None = None,
+) -> pd.DataFrame:
+    """The protocol table of ``notebook`` (:func:`survey_lib.protocol_table.rows`): one row per
+    aspect with ``aspect``, ``published``, ``ours`` and ``deviation``."""
+    from survey_lib.protocol_table import load_facts, rows
+
+    params = resolved_protocol(notebook, scale, profile, notebooks_dir)
+    return pd.DataFrame(rows(notebook, params, load_facts()),
+                        columns=["aspect", "published", "ours", "deviation"])
+
+
+def published_marks(
+    notebook: str, scale: str = "published", profile: str = "paper",
+    notebooks_dir: Path | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Each published file of ``notebook`` with every row marked ``comparability`` and
+    ``why`` (:func:`survey_lib.protocol_table.number_marks`), for that preset."""
+    from survey_lib.protocol_table import load_facts, number_marks
+
+    params = resolved_protocol(notebook, scale, profile, notebooks_dir)
+    return dict(number_marks(notebook, params, load_facts()))
+
+
+def metric_note(
+    notebook: str, scale: str = "published", profile: str = "paper",
+    notebooks_dir: Path | None = None,
+) -> list[str]:
+    """One line per published file: which metric and which result of a run each published
+    number is (per the file's ``metric`` and ``selection`` columns), and which ours are."""
+    from survey_lib.comparability import METRIC_WORDS, SELECTION_WORDS, ours_selection
+    from survey_lib.protocol_table import load_facts
+
+    facts = load_facts().get(notebook, {})
+    params = resolved_protocol(notebook, scale, profile, notebooks_dir)
+    lines = []
+    for spec in facts.get("numbers", []):
+        table = read_published(Path(spec["file"]).stem)
+        parts = []
+        for (metric, selection), grp in table.groupby(["metric", "selection"], sort=False):
+            where = ""
+            if "dataset" in grp and grp["dataset"].nunique() < table["dataset"].nunique():
+                where = f" ({', '.join(dict.fromkeys(grp['dataset']))})"
+            parts.append(f"{METRIC_WORDS.get(metric, metric)}{where}, "
+                         f"{SELECTION_WORDS.get(selection, selection)}")  # fmt: skip
+        ours = spec.get("ours", {})
+        mine = " or ".join(METRIC_WORDS.get(m, m) for m in ours.get("metric", ["top1"]))
+        pick = ours_selection(spec, params)
+        lines.append(f"`{spec['file']}`: published {'; '.join(parts)}. Ours: {mine}, "
+                     f"{SELECTION_WORDS.get(pick, pick)}.")  # fmt: skip
+    return lines
+
+
+def protocol_section(
+    notebook: str, scale: str = "published", profile: str = "paper",
+    notebooks_dir: Path | None = None,
+) -> Any:
+    """The page section beside a reproduction's published numbers: the protocol table
+    (aspect | published (source) | ours | deviation and expected effect) of the ``profile`` /
+    ``scale`` preset, each published number that can be set beside ours with its mark (the
+    rows not comparable grouped by reason), and the metric bookkeeping note. Generated from
+    the resolved protocol and ``results/published/protocols.yaml``, so it follows both."""
+    from IPython.display import Markdown
+
+    from survey_lib.comparability import reasons
+
+    table = protocol_rows(notebook, scale, profile, notebooks_dir)
+    table["published"] = table["published"].map(_cite_known)
+    parts = [md_table(table, rename={"published": "published (source)",
+                                     "deviation": "deviation and expected effect"},
+                      caption=f"Protocol of the `{profile}-{scale}` preset against the published "
+                      "one", widths=[16, 26, 26, 32]).data]  # fmt: skip
+    for file, marked in published_marks(notebook, scale, profile, notebooks_dir).items():
+        near = marked[marked["comparability"] != "not comparable"]
+        shown = [c for c in marked.columns if c not in ("source", "why", "runs")]
+        if not near.empty:
+            digits = 4 if near["value"].abs().max() <= 1 else 1  # fractions or points
+            parts.append(md_table(near, [*shown, "why"], caption=f"`{file}`: the published "
+                                  "numbers our runs can be set beside", digits=digits).data)
+        far = int((marked["comparability"] == "not comparable").sum())
+        if far:
+            parts.append(f"Not comparable in `{file}` ({far} of {len(marked)} rows): "
+                         f"{reasons(marked, 'not comparable')}.")
+    note = metric_note(notebook, scale, profile, notebooks_dir)
+    parts.append(":::{admonition} Metric bookkeeping\n:class: note\n\n"
+                 + "\n".join(f"- {line}" for line in note) + "\n:::")  # fmt: skip
+    return Markdown("\n\n".join(parts) + "\n")

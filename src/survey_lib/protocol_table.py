@@ -5,9 +5,10 @@ driver passes to the notebook, :func:`survey_lib.reproduce.load_protocol`) and t
 facts ``results/published/protocols.yaml`` (per notebook: ``aspects``, each with the published
 value and its source, the dotted ``key`` of our value in the protocol or a fixed ``ours`` for
 what no key controls, and the expected ``effect`` of a difference; and ``numbers``, each
-published result file marked *comparable*, *same quantity, different protocol* or *not
-comparable*). An aspect deviates when our value differs from ``published_value`` (default
-``published``); an aspect with a fixed ``ours`` always deviates.
+published result file described once, from which :mod:`survey_lib.comparability` marks every
+row *comparable*, *same quantity, different protocol* or *not comparable*). An aspect deviates
+when our value differs from ``published_value`` (default ``published``); an aspect with a
+fixed ``ours`` always deviates.
 """
 
 from __future__ import annotations
@@ -16,27 +17,39 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
+from survey_lib.comparability import COMPARABILITY, SELECTIONS, mark, reasons, summary
+
 FACTS = Path(__file__).resolve().parents[2] / "results" / "published" / "protocols.yaml"
-COMPARABILITY = ("comparable", "same quantity, different protocol", "not comparable")
 _MISSING = object()
 
 
 def load_facts(path: Path = FACTS) -> dict[str, Any]:
-    """The published protocol facts; every ``numbers`` entry's comparability is checked.
+    """The published protocol facts; every ``numbers`` entry and aspect is checked.
 
     Raises:
-        ValueError: a comparability outside :data:`COMPARABILITY`, or an aspect without
-            ``key`` or ``ours``."""
+        ValueError: a ``numbers`` entry naming no published file, without a ``match``
+            mapping, with a hand-typed ``comparability`` (it is derived) or an ``ours.selection``
+            outside :data:`survey_lib.comparability.SELECTIONS`; or an aspect without ``key``
+            or ``ours``."""
     facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for notebook, entry in facts.items():
         for number in entry.get("numbers", []):
-            if number.get("comparability") not in COMPARABILITY:
-                raise ValueError(
-                    f"{path}: {notebook} numbers {number.get('file')}: comparability "
-                    f"{number.get('comparability')!r}; valid: {', '.join(COMPARABILITY)}"
-                )
+            where = f"{path}: {notebook} numbers {number.get('file')}"
+            if not (path.parent / str(number.get("file"))).is_file():
+                raise ValueError(f"{where}: no such file in {path.parent}")
+            if not isinstance(number.get("match"), dict):
+                raise ValueError(f"{where}: needs 'match', a mapping of published column -> "
+                                 "dotted path of what the protocol runs")  # fmt: skip
+            if "comparability" in number:
+                raise ValueError(f"{where}: comparability is derived (survey_lib.comparability), "
+                                 "not typed: remove it")  # fmt: skip
+            selection = number.get("ours", {}).get("selection", "final")
+            if selection not in SELECTIONS:
+                raise ValueError(f"{where}: ours.selection {selection!r}; valid: "
+                                 f"{', '.join(SELECTIONS)}")  # fmt: skip
         for aspect in entry.get("aspects", []):
             if ("key" in aspect) == ("ours" in aspect):
                 raise ValueError(
@@ -89,6 +102,24 @@ def rows(notebook: str, params: Mapping[str, Any], facts: Mapping[str, Any]) -> 
     return out
 
 
+def deviating(notebook: str, params: Mapping[str, Any], facts: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """``(aspect, key or None)`` of every aspect of the table that deviates."""
+    aspects = facts.get(notebook, {}).get("aspects", [])
+    return [(a["aspect"], a.get("key")) for a, r in zip(aspects, rows(notebook, params, facts))
+            if r["deviation"] != "none"]  # fmt: skip
+
+
+def number_marks(
+    notebook: str, params: Mapping[str, Any], facts: Mapping[str, Any], folder: Path | None = None
+) -> list[tuple[str, pd.DataFrame]]:
+    """Every published file of ``notebook`` with each row marked by
+    :func:`survey_lib.comparability.mark` (columns ``comparability`` and ``why``)."""
+    folder = FACTS.parent if folder is None else folder
+    dev = deviating(notebook, params, facts)
+    return [(n["file"], mark(pd.read_csv(folder / n["file"]), n, params, dev))
+            for n in facts.get(notebook, {}).get("numbers", [])]  # fmt: skip
+
+
 def explain(
     notebook: str,
     params: Mapping[str, Any],
@@ -97,8 +128,9 @@ def explain(
     profile: str = "paper",
     facts: Mapping[str, Any] | None = None,
 ) -> str:
-    """The protocol table of ``notebook`` (resolved ``params``) as Markdown, followed by each
-    published result file's comparability."""
+    """The protocol table of ``notebook`` (resolved ``params``) as Markdown, followed by the
+    comparability of each published result file's rows (derived, with the commonest
+    reasons)."""
     facts = load_facts() if facts is None else facts
     lines = [f"## {notebook} (profile {profile}, scale {scale})", "",
              "| aspect | published (source) | ours | deviation and expected effect |",
@@ -106,14 +138,18 @@ def explain(
     for r in rows(notebook, params, facts):
         cells = [r[k].replace("|", "/") for k in ("aspect", "published", "ours", "deviation")]
         lines.append("| " + " | ".join(cells) + " |")
-    numbers = facts.get(notebook, {}).get("numbers", [])
-    if numbers:
-        lines += ["", "Published numbers:"]
-        lines += [f"- results/published/{n['file']} ({n['rows']}): {n['comparability']}"
-                  + (f" ({n['why']})" if n.get("why") else "") for n in numbers]
+    marked = number_marks(notebook, params, facts)
+    if marked:
+        lines += ["", "Published numbers (rows of each file; derived by survey_lib.comparability):"]
+    for file, table in marked:
+        lines.append(f"- results/published/{file}: {summary(table)}")
+        for kind in COMPARABILITY[1:]:
+            if (table["comparability"] == kind).any():
+                lines.append(f"  - {kind}: {reasons(table, kind)}")
     if notebook not in facts:
         lines += ["", f"(no published protocol facts for {notebook} in {FACTS.name})"]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["FACTS", "COMPARABILITY", "load_facts", "lookup", "rows", "explain"]
+__all__ = ["FACTS", "COMPARABILITY", "load_facts", "lookup", "rows", "deviating", "number_marks",
+           "explain"]

@@ -8,7 +8,8 @@ Usage::
                                    [--estimate] [--explain]
 
 ``--scale gpu`` stops at once where CUDA is unusable (:mod:`survey_lib.gpu`); ``--estimate``
-prints the expected wall time per notebook and trains nothing (:mod:`survey_lib.estimate`).
+prints the expected GPU time per notebook and trains nothing (:mod:`survey_lib.estimate`;
+with ``--profile paper`` and no ``--scale``: GPU hours per notebook and paper preset).
 ``--scale published`` exists for the paper profile only (the papers' own protocols);
 ``--explain`` prints the protocol table of :mod:`survey_lib.protocol_table` and runs nothing.
 
@@ -592,15 +593,27 @@ is added: methods.MINE={regularizer: mine, alpha: 0.1}); VALUE is YAML (1e-3, [0
 Overridden results go to results/<scale>-set-<slug>/<notebook>/ (git-ignored), never over the
 committed ones; scale, profile, results_dir and checkpoint_dir cannot be set. With make:
 make reproduce SET="KEY=VALUE KEY=VALUE" """
-def _estimate(names: list[str], scale: str, profile: str, notebooks_dir: Path) -> int:
-    """``--estimate``: :mod:`survey_lib.estimate` for the committed protocols; 1 when no
-    step times are measured for some configuration (the message says what to run)."""
+def _estimate(names: list[str], scale: str | None, profile: str, notebooks_dir: Path) -> int:
+    """``--estimate``: :mod:`survey_lib.estimate` for the committed protocols at ``scale``, or,
+    for the paper profile without ``--scale``, GPU hours per notebook and paper preset. 1 when
+    some configuration's step time was never measured (the numbers then come from the stated
+    prior, and the message says what to run)."""
     from survey_lib import estimate
 
+    measured = estimate.load_measurements()
+    if scale is None:  # every paper preset (the published one for the reproductions only)
+        def load(name: str, preset: str) -> dict[str, Any] | None:
+            if preset in PAPER_ONLY_SCALES and name not in PUBLISHED_NOTEBOOKS:
+                return None
+            return load_params(name, preset, profile, notebooks_dir)
+
+        rows = estimate.preset_table(names, list(SCALES), load, measured)
+        print(estimate.format_presets(rows, measured, profile), flush=True)
+        return 0 if all(r["basis"] == "measured" for r in rows) else 1
     params = {n: load_params(n, scale, profile, notebooks_dir) for n in names}
-    result = estimate.estimate(names, params, estimate.load_measurements())
-    print(estimate.format_estimate(result, scale), flush=True)
-    return 0 if all(r["seconds"] is not None for r in result["notebooks"].values()) else 1
+    result = estimate.estimate(names, params, measured)
+    print(estimate.format_estimate(result, scale, profile=profile), flush=True)
+    return 0 if all(r["basis"] == "measured" for r in result["notebooks"].values()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -648,7 +661,9 @@ def main(argv: list[str] | None = None) -> int:
         "--ray-address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS, or local)"
     )
     parser.add_argument(
-        "--estimate", action="store_true", help="print the expected wall time, train nothing"
+        "--estimate", action="store_true",
+        help="print the expected GPU time per notebook, train nothing (--profile paper without "
+        "--scale: GPU hours per notebook and paper preset)",
     )
     args = parser.parse_args(argv)
     if args.executor:  # kernels inherit the environment, and run_grid reads it
@@ -689,7 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     if healed:
         print(healed, flush=True)
     if args.estimate:
-        return _estimate(names, scale, args.profile, args.notebooks_dir)
+        every_preset = args.profile == "paper" and args.scale is None
+        return _estimate(names, None if every_preset else scale, args.profile, args.notebooks_dir)
     from survey_lib import gpu
 
     try:
