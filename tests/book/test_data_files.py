@@ -96,3 +96,33 @@ def test_api_page_lists_every_public_module() -> None:
         if not any(p.startswith("_") for p in parts):
             modules.add(".".join(parts))
     assert modules - listed == set(), f"add to book/api/<subpackage>.md: {sorted(modules - listed)}"
+
+
+README_FINDINGS = {
+    "Yosinski, Fashion-MNIST halves": "yosinski_layer_transfer/verdicts.csv",
+    "Yosinski, Latin glyph halves": "yosinski_layer_transfer/verdicts_glyphs.csv",
+    "Kornblith": "kornblith_gains_vs_size/verdicts.csv",
+    "L2-SP / BSS": "l2sp_vs_bss/verdicts.csv",
+    "transferability measures": "transferability_ranking/verdicts.csv",
+    "the survey's recommendations": "best_practice_quadrants/verdicts.csv",
+}
+
+
+def test_readme_findings_table_matches_the_committed_verdicts() -> None:
+    """The README's "What the committed cpu results say" table is typed; it must equal the files."""
+    from survey_lib import book
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0] in README_FINDINGS:
+            rows[cells[0]] = cells[1:]
+    assert set(rows) == set(README_FINDINGS), "the README findings table lost a row"
+    for label, name in README_FINDINGS.items():
+        table = book.read_verdict_table(ROOT / "results" / "cpu" / name)
+        counts = book.verdict_counts(table)
+        expected = [str(int(table["n"].max())), str(len(table)), str(counts["reproduced"]),
+                    str(counts["absent at this scale"]), str(counts["reversed"]),
+                    str(counts["inconclusive"])]
+        assert rows[label] == expected, f"README row {label!r}: {rows[label]} != files {expected}"
