@@ -31,17 +31,28 @@ _DISTRIBUTIONS = {
 }
 
 
-#: Modules that present results but never compute them: editing them must not invalidate runs.
+#: Modules (paths under survey_lib/; a path ending in "/" is a whole subpackage) that present
+#: results, plan runs or print protocols but never compute a run: editing them must not
+#: invalidate runs. No run cell imports them (tested in tests/runner/test_aggregate.py).
 PRESENTATION_MODULES = frozenset(
-    {"book.py", "reproduce.py", "data/cards.py", "experiments/verdicts.py"}
+    {"book.py", "reproduce.py", "data/cards.py", "experiments/verdicts.py", "estimate/",
+     "comparability.py", "protocol_table.py", "protocol_files.py", "kernel.py"}
 )
+
+
+def is_presentation_module(rel: str) -> bool:
+    """Whether ``rel`` (a path under survey_lib/, e.g. ``estimate/runs.py``) is excluded from
+    :func:`code_version` by :data:`PRESENTATION_MODULES`."""
+    return rel in PRESENTATION_MODULES or any(
+        p.endswith("/") and rel.startswith(p) for p in PRESENTATION_MODULES
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """SHA-256 (first 12 hex digits) over the paths and contents of survey_lib's ``.py`` files,
     except :data:`PRESENTATION_MODULES` (book helpers, the notebook driver, data cards, verdict
-    rules), which never change what a run computes.
+    rules, the cost estimate, protocol tables), which never change what a run computes.
 
     Any other edit to the library changes it, so results computed by different code never share
     a run id. It is computed once per process (the code a process imported is the code it runs).
@@ -49,7 +60,7 @@ def code_version() -> str:
     digest = hashlib.sha256()
     for path in sorted(_PACKAGE_DIR.rglob("*.py")):
         rel = path.relative_to(_PACKAGE_DIR).as_posix()
-        if "__pycache__" in path.parts or rel in PRESENTATION_MODULES:
+        if "__pycache__" in path.parts or is_presentation_module(rel):
             continue
         digest.update(path.relative_to(_PACKAGE_DIR).as_posix().encode())
         digest.update(b"\0")

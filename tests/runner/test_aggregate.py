@@ -96,8 +96,37 @@ def test_code_version_ignores_presentation_modules(tmp_path, monkeypatch) -> Non
     (pkg / "book.py").write_text("y = 2\n")
     (pkg / "experiments" / "verdicts.py").write_text("z = 2\n")
     assert version() == before
+    (pkg / "estimate").mkdir()
+    (pkg / "estimate" / "runs.py").write_text("w = 2\n")  # a whole presentation subpackage
+    assert version() == before
     (pkg / "engine.py").write_text("x = 2\n")
     assert version() != before
+
+
+def test_no_computing_module_imports_the_newer_presentation_modules() -> None:
+    """Excluding a module from the code version is safe only if no run can execute it."""
+    import ast
+    from pathlib import Path
+
+    package = Path(provenance.__file__).parent
+    # presentation modules that computing code may read (verdict rules run in notebooks only,
+    # data cards and the driver predate this check)
+    older = {"book.py", "reproduce.py", "data/cards.py", "experiments/verdicts.py"}
+    newer = {m for m in provenance.PRESENTATION_MODULES if m not in older}
+    names = {"survey_lib." + m.rstrip("/").removesuffix(".py").replace("/", ".") for m in newer}
+    for path in package.rglob("*.py"):
+        rel = path.relative_to(package).as_posix()
+        if provenance.is_presentation_module(rel):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            hit = [t for t in targets if any(t == n or t.startswith(n + ".") for n in names)]
+            assert not hit, f"{rel} imports {hit}: it can no longer be a presentation module"
     provenance.code_version.cache_clear()
 
 
