@@ -152,6 +152,53 @@ def test_dtd_folder_dataset(isolated_dirs: tuple[Path, Path]) -> None:
     assert len(get_dataset("dtd", "test", image_size=16, download=False)) == 3
 
 
+def test_dtd_trainval_is_train_then_val(isolated_dirs: tuple[Path, Path]) -> None:
+    _write_dtd(isolated_dirs[0])
+    parts = [get_dataset("dtd", s, image_size=16, download=False) for s in ("train", "val")]
+    trainval = get_dataset("dtd", "trainval", image_size=16, download=False)
+    assert trainval.split == "trainval" and trainval.class_names == parts[0].class_names
+    assert trainval.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert torch.equal(trainval.images, torch.cat([p.images for p in parts]))
+
+
+def _write_flowers(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """Flowers-102 in its release layout (jpg/image_%05d.jpg, imagelabels.mat, setid.mat) with
+    three classes; torchvision's MD5 table is pointed at the fixture's .mat files."""
+    from scipy.io import savemat
+    from torchvision.datasets import Flowers102
+
+    folder = root / "flowers-102"
+    (folder / "jpg").mkdir(parents=True)
+    labels = [1, 2, 3, 1, 2, 3, 1, 2, 3, 3]  # 1-based, image ids 1..10
+    for image_id, label in enumerate(labels, 1):
+        Image.new("RGB", (20, 14), (60 * label, 7 * image_id, 0)).save(
+            folder / "jpg" / f"image_{image_id:05d}.jpg", quality=95
+        )
+    ids = {"trnid": [1, 2, 3], "valid": [6, 4, 5], "tstid": [7, 8, 9, 10]}
+    savemat(folder / "imagelabels.mat", {"labels": np.asarray(labels)})
+    savemat(folder / "setid.mat", {k: np.asarray(v) for k, v in ids.items()})
+    table = dict(Flowers102._file_dict)
+    table["label"] = ("imagelabels.mat", _md5(folder / "imagelabels.mat"))
+    table["setid"] = ("setid.mat", _md5(folder / "setid.mat"))
+    monkeypatch.setattr(Flowers102, "_file_dict", table)
+    return ids
+
+
+def test_flowers_trainval_is_train_then_val(
+    isolated_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_flowers(isolated_dirs[0], monkeypatch)
+    load = lambda split: get_dataset("flowers102", split, image_size=8, download=False)  # noqa: E731
+    train, val, trainval, test = (load(s) for s in ("train", "val", "trainval", "test"))
+    assert (len(train), len(val), len(trainval), len(test)) == (3, 3, 6, 4)
+    assert trainval.labels.tolist() == train.labels.tolist() + val.labels.tolist()
+    assert val.labels.tolist() == [2, 0, 1]  # image ids 6, 4, 5 in setid.mat order
+    assert torch.equal(trainval.images, torch.cat([train.images, val.images]))
+    assert trainval.num_classes == 102  # torchvision's class names, all 102
+    with pytest.raises(ValueError, match="trainval"):
+        get_dataset("flowers102", "train+val", download=False)
+
+
 def test_resize_shorter_side_then_centre_crop() -> None:
     image = Image.new("RGB", (40, 20), (255, 0, 0))
     image.paste((0, 255, 0), (10, 0, 30, 20))  # green middle square, red margins

@@ -20,7 +20,9 @@ Splits without an official definition are fixed here and seeded (seed 0, see
 :mod:`survey_lib.data.protocols`): Caltech-101 takes 30 training images per class and tests on
 the rest (Kornblith et al.); SUN397 takes 50 train and 50 test images per class, the sizes of
 the official partitions, though not the same images. Oxford-IIIT Pets ``train`` is the
-official ``trainval`` list.
+official ``trainval`` list. FGVC-Aircraft has an official ``trainval`` list; the ``trainval``
+split of Flowers-102 and DTD (partition 1), which have none, is their ``train`` list followed by
+their ``val`` list (20 and 80 images per class: the training sets of Kornblith et al.).
 """
 
 from __future__ import annotations
@@ -276,10 +278,33 @@ def _sun_select(labels: np.ndarray, split: str, num_classes: int) -> np.ndarray:
 # --- torchvision constructors --------------------------------------------------------------------
 
 
+class _Joined:
+    """Official splits read one after the other as one dataset (``"train+val"``: the train
+    list, then the val list), with the labels and class names the loader reads."""
+
+    def __init__(self, parts: list[Any]) -> None:
+        names = [tuple(p.classes) for p in parts]
+        if any(n != names[0] for n in names):
+            raise ValueError("the joined splits name different classes; cannot concatenate")
+        self.parts = parts
+        self.classes = list(names[0])
+        self._labels = [int(y) for p in parts for y in _targets(p)]
+        self._starts = np.cumsum([0, *(len(p) for p in parts)])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, index: int) -> Any:
+        part = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.parts[part][index - int(self._starts[part])]
+
+
 def _tv(cls_name: str, **fixed: Any) -> Callable[[Path, str, bool], Any]:
     def build(base: Path, tv_split: str, download: bool) -> Any:
         import torchvision.datasets as tvd
 
+        if "+" in tv_split:  # e.g. "train+val": official splits concatenated
+            return _Joined([build(base, part, download) for part in tv_split.split("+")])
         kwargs = dict(fixed)
         if "split" not in fixed and cls_name not in ("Caltech101", "SUN397"):
             kwargs["split"] = tv_split
@@ -320,20 +345,23 @@ _CARS_MANUAL = (
     "{where}/cars_test_annos_withlabels.mat"
 )
 _TT = {"train": "train", "test": "test"}
-_TVT = {"train": "train", "val": "val", "test": "test"}
+# Flowers-102 and DTD have no official trainval file: it is their train list, then their val list
+_TVTT = {"train": "train", "val": "val", "trainval": "train+val", "test": "test"}
 
 SPECS: tuple[_Spec, ...] = (
     _Spec("svhn", "SVHN (Netzer et al. 2011)", "svhn", _TT, 10, {"train": 73_257, "test": 26_032},
           32, "squash", True, _svhn_build, lambda ds: tuple(str(i) for i in range(10)),
           checked_files=_svhn_files),
-    _Spec("flowers102", "Oxford Flowers-102 (Nilsback & Zisserman 2008)", "flowers-102", _TVT,
-          102, {"train": 1_020, "val": 1_020, "test": 6_149}, 224, "shorter_crop", True,
+    _Spec("flowers102", "Oxford Flowers-102 (Nilsback & Zisserman 2008)", "flowers-102", _TVTT,
+          102, {"train": 1_020, "val": 1_020, "trainval": 2_040, "test": 6_149}, 224,
+          "shorter_crop", True,
           _tv("Flowers102"), checked_files=_flowers_files),
     _Spec("oxford_pets", "Oxford-IIIT Pets (Parkhi et al. 2012)", "oxford-iiit-pet",
           {"train": "trainval", "test": "test"}, 37, {"train": 3_680, "test": 3_669}, 224,
           "shorter_crop", True, _tv("OxfordIIITPet", target_types="category")),
-    _Spec("dtd", "Describable Textures (Cimpoi et al. 2014), partition 1", "dtd", _TVT, 47,
-          {"train": 1_880, "val": 1_880, "test": 1_880}, 224, "shorter_crop", True,
+    _Spec("dtd", "Describable Textures (Cimpoi et al. 2014), partition 1", "dtd", _TVTT, 47,
+          {"train": 1_880, "val": 1_880, "trainval": 3_760, "test": 1_880}, 224, "shorter_crop",
+          True,
           _tv("DTD", partition=1)),
     _Spec("fgvc_aircraft", "FGVC-Aircraft variants (Maji et al. 2013)", "fgvc-aircraft-2013b",
           {"train": "train", "val": "val", "trainval": "trainval", "test": "test"}, 100,

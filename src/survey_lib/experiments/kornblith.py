@@ -8,6 +8,13 @@ source model (``finetune``), training the same architecture from random initiali
 (``scratch``), and a multinomial logistic regression on the source model's fixed penultimate
 features (``linear``, L2 strength chosen on a validation split). The *gain* of transfer is
 ``acc(finetune) − acc(scratch)``.
+
+Optionally (the paper protocols), ``finetune`` and ``scratch`` choose their learning rate and
+weight decay as Kornblith et al. (sec. 3, appendix; spelt out in Chen et al., "A Simple
+Framework for Contrastive Learning of Visual Representations", ICML 2020, appendix B.5): every
+configuration of a grid is trained on the training part of a stratified validation split,
+scored on the validation part, and the best one is refit on the whole training set and tested
+(:func:`grid_configs`, :func:`select_and_refit`).
 """
 
 from __future__ import annotations
@@ -31,10 +38,16 @@ from survey_lib.experiments.common import (
     train_config,
 )
 from survey_lib.models import TransferModel, dataset_stats, extract_features
-from survey_lib.runner import RunOutput
+from survey_lib.runner import RunFailed, RunOutput
+from survey_lib.train import TrainConfig
 from survey_lib.transfer import linear_probe
 
 METHODS = ("finetune", "scratch", "linear")
+K_RULES = ("exactly", "at_most")
+"""How a target's ``k_rule`` reads ``k``: ``exactly`` k per class (a smaller class is an error),
+or ``at_most`` k (a smaller class keeps all its images: at the largest k, the whole published
+training set of a target whose classes differ by a few images, e.g. Pets, Aircraft)."""
+GRID_KEYS = ("lr", "weight_decay", "divide_wd_by_lr", "steps")
 
 
 def source_model(
@@ -52,8 +65,9 @@ def source_accuracy(source: Mapping[str, Any], epochs: int, checkpoint_dir: str)
 def target_data(
     target: Mapping[str, Any], k: int, seed: int, size: int
 ) -> tuple[ImageDataset, ImageDataset]:
-    """``k`` training examples per class (nested in ``k`` for a fixed seed) and a test set of at
-    most ``target["test_per_class"]`` examples per class (seed 0; all when not given).
+    """``k`` training examples per class (nested in ``k`` for a fixed seed; at most ``k`` with
+    ``target["k_rule"] == "at_most"``, see :data:`K_RULES`) and a test set of at most
+    ``target["test_per_class"]`` examples per class (seed 0; all when not given).
 
     When the target's train and test splits are the same split (e.g. glyphs in unseen fonts),
     the test set is every example not drawn for training. Examples are chosen on the native
@@ -62,7 +76,11 @@ def target_data(
     opts = dict(target.get("options", {}))
     channels = int(target.get("channels", 1))
     train_full = load_split(target["dataset"], target["train_split"], size=None, options=opts)
-    idx = k_per_class(train_full.labels, int(k), seed, num_classes=train_full.num_classes)
+    rule = target.get("k_rule", "exactly")
+    if rule not in K_RULES:
+        raise ValueError(f"target {target.get('name')!r}: k_rule {rule!r}; valid: {K_RULES}")
+    draw = k_per_class if rule == "exactly" else at_most_k_per_class
+    idx = draw(train_full.labels, int(k), seed, num_classes=train_full.num_classes)
     train = train_full.subset(idx)
     if target["test_split"] == target["train_split"]:
         mask = torch.ones(len(train_full), dtype=torch.bool)
@@ -85,7 +103,8 @@ def _epochs_for(steps: int, batch_size: int, n: int) -> int:
 def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """One run: ``params['method']`` on ``params['target']`` with ``params['k']`` per class.
 
-    Returns ``test_acc`` (and ``best_C`` for the linear model), with the SHA-256 of the source
+    Returns ``test_acc`` (and ``best_C`` for the linear model; the chosen configuration for a
+    method with a ``grid``, see :func:`select_and_refit`), with the SHA-256 of the source
     checkpoint used (if any) in ``info``."""
     target, method, k = params["target"], params["method"], int(params["k"])
     source = params["source"]
@@ -121,20 +140,133 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
             info=checkpoint_info(model),
         )
 
+    if method not in ("finetune", "scratch"):
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     spec = params[method]  # the training protocol of this method
-    run_epochs = _epochs_for(int(spec["steps"]), int(spec["train"]["batch_size"]), len(train))
+    if spec.get("grid"):
+        return select_and_refit(params, train, test, seed)
+    model, config = _train_method(params, train, seed, int(spec["steps"]), {})
+    return RunOutput({"test_acc": test_accuracy(model, test, config)}, info=checkpoint_info(model))
+
+
+def _train_method(
+    params: Mapping[str, Any],
+    train: ImageDataset,
+    seed: int,
+    steps: int,
+    changes: Mapping[str, Any],
+) -> tuple[TransferModel, TrainConfig]:
+    """Train ``params['method']`` (finetune or scratch) on ``train`` for ``steps`` steps with
+    its ``train`` mapping updated by ``changes`` (e.g. ``lr``, ``weight_decay``)."""
+    method, source = params["method"], params["source"]
+    spec = params[method]
+    run_epochs = _epochs_for(steps, int(spec["train"]["batch_size"]), len(train))
     if method == "finetune":
+        epochs = int(params.get("source_epochs", source.get("epochs", 0)))
         model, stats = source_model(source, epochs, params["checkpoint_dir"])
         torch.manual_seed(seed)
         model.reset_classifier(train.num_classes)
-    elif method == "scratch":
+    else:
         stats = dataset_stats(train)
         model = new_model(source["model"], train.num_classes, int(source.get("channels", 1)), seed)
-    else:
-        raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    config = train_config({**spec["train"], "epochs": run_epochs}, seed, stats)
+    config = train_config({**spec["train"], **dict(changes), "epochs": run_epochs}, seed, stats)
     fit_or_fail(model, train, None, config)
-    return RunOutput({"test_acc": test_accuracy(model, test, config)}, info=checkpoint_info(model))
+    return model, config
+
+
+def grid_configs(grid: Mapping[str, Any]) -> list[tuple[float, float]]:
+    r"""The ``(lr, weight_decay)`` pairs of a hyperparameter grid, lr-major, in the grid's order.
+
+    Kornblith et al. 2019 (sec. 3) select fine-tuning's learning rate and weight decay on a
+    validation split; Chen et al. 2020 (appendix B.5) give the grid: 7 log-spaced learning
+    rates in :math:`[10^{-4}, 10^{-1}]` times 7 log-spaced weight decays in
+    :math:`[10^{-6}, 10^{-3}]` plus 0, each weight decay divided by the learning rate. With
+    ``divide_wd_by_lr`` the SGD coefficient is :math:`\lambda = w / \eta` for grid value
+    :math:`w`, so the per-step shrinkage :math:`\eta\lambda = w` is the same at every lr.
+
+    Args:
+        grid: ``{lr: [...], weight_decay: [...], divide_wd_by_lr: bool (default false),
+            steps: int (training steps of each search run; default the method's steps)}``.
+
+    Returns:
+        ``len(lr) * len(weight_decay)`` pairs (the weight decay as passed to SGD).
+
+    Raises:
+        ValueError: unknown keys, empty or non-numeric lists, lr <= 0 or weight decay < 0.
+    """
+    unknown = sorted(set(grid) - set(GRID_KEYS))
+    if unknown:
+        raise ValueError(f"grid: unknown keys {unknown}; valid: {list(GRID_KEYS)}")
+    lists = {}
+    for key, low in (("lr", "> 0"), ("weight_decay", ">= 0")):
+        values = grid.get(key)
+        ok = isinstance(values, (list, tuple)) and len(values) > 0 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and (v > 0 if key == "lr" else v >= 0) for v in values)
+        if not ok:
+            raise ValueError(f"grid.{key} = {values!r}; valid: a non-empty list of numbers {low}")
+        lists[key] = [float(v) for v in values]
+    divide = grid.get("divide_wd_by_lr", False)
+    if not isinstance(divide, bool):
+        raise ValueError(f"grid.divide_wd_by_lr = {divide!r}; valid: true or false")
+    return [(lr, wd / lr if divide else wd) for lr in lists["lr"] for wd in lists["weight_decay"]]
+
+
+def select_and_refit(
+    params: Mapping[str, Any], train: ImageDataset, test: ImageDataset, seed: int
+) -> RunOutput:
+    """Grid search on a validation split, then refit (Kornblith et al. 2019, sec. 3).
+
+    ``train`` is split by class (``params['val_fraction']``, as the linear probe's split, seed
+    ``seed``); each configuration of ``grid_configs(spec['grid'])`` is trained on the training
+    part for ``grid.steps`` (default ``spec['steps']``) and scored by top-1 accuracy on the
+    validation part; the best (the first of equal scores, in grid order) is trained again on
+    all of ``train`` for ``spec['steps']`` and tested. A configuration whose loss goes
+    non-finite scores as failed; the run fails only when all do.
+
+    Cost: ``len(grid) * grid.steps + steps`` training steps against ``steps`` without a grid
+    (the published 8 x 7 grid at 20k steps: 57 times the steps of one run).
+
+    Returns:
+        ``test_acc`` of the refit model, and the choice: ``best_lr``, ``best_weight_decay``
+        (as passed to SGD), ``best_val_acc`` and ``grid_failed`` (configurations that diverged).
+    """
+    spec = params[params["method"]]
+    grid = spec["grid"]
+    configs = grid_configs(grid)
+    search_steps = int(grid.get("steps", spec["steps"]))
+    if "val_fraction" not in params:
+        raise ValueError("a grid needs params['val_fraction'] (the validation split's fraction)")
+    tr_idx, va_idx = train_val_split(
+        train.labels, params["val_fraction"], seed, num_classes=train.num_classes
+    )
+    if len(va_idx) == 0:
+        raise ValueError(
+            f"grid search needs a validation split: {len(train)} training images "
+            f"(k = {params.get('k')}) leave none at val_fraction {params['val_fraction']}; "
+            "valid: at least 2 images per class"
+        )
+    part, val = train.subset(tr_idx), train.subset(va_idx)
+    scores = []
+    for lr, wd in configs:
+        try:
+            model, config = _train_method(params, part, seed, search_steps,
+                                          {"lr": lr, "weight_decay": wd})
+        except RunFailed:
+            scores.append(-math.inf)
+            continue
+        scores.append(test_accuracy(model, val, config))
+        del model
+    best = max(range(len(configs)), key=lambda i: (scores[i], -i))
+    if scores[best] == -math.inf:
+        raise RunFailed({"message": f"all {len(configs)} grid configurations diverged"})
+    lr, wd = configs[best]
+    model, config = _train_method(params, train, seed, int(spec["steps"]),
+                                  {"lr": lr, "weight_decay": wd})
+    metrics = {"test_acc": test_accuracy(model, test, config), "best_lr": lr,
+               "best_weight_decay": wd, "best_val_acc": float(scores[best]),
+               "grid_failed": float(sum(v == -math.inf for v in scores))}
+    return RunOutput(metrics, info=checkpoint_info(model))
 
 
 def gains_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -111,6 +111,30 @@ _LR = {
     "description": "a learning rate > 0 (an lr of 0 trains nothing)",
 }
 
+_GRID = _obj(
+    {
+        "lr": {"type": "array", "minItems": 1, "items": _LR,
+               "description": "a non-empty list of learning rates > 0"},
+        "weight_decay": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "number", "minimum": 0, "description": "a weight decay >= 0"},
+            "description": "a non-empty list of weight decays >= 0",
+        },
+        "divide_wd_by_lr": {"type": "boolean", "description": "true (SGD gets wd / lr) or false"},
+        "steps": _int(1, "training steps of each search run >= 1"),
+    },
+    ["lr", "weight_decay"],
+    "a mapping {lr: [...], weight_decay: [...], divide_wd_by_lr: bool, steps: n} "
+    "(survey_lib.experiments.kornblith.grid_configs)",
+    extra=False,
+)
+_METHOD_SPEC = _obj(
+    {"steps": _int(1, "training steps >= 1"), "train": _TRAIN, "grid": _GRID},
+    ["steps", "train"],
+    "a mapping {steps: n, train: {...}, grid: {...} (optional)}",
+)
+
 SCHEMAS: dict[str, dict] = {
     "l2sp_vs_bss": _obj(
         {
@@ -191,6 +215,11 @@ SCHEMAS: dict[str, dict] = {
                             "description": "null (all) or examples per class >= 1",
                         },
                         "rank": _int(1, "a similarity rank >= 1 (1 = closest)"),
+                        "k_rule": {
+                            "enum": ["exactly", "at_most"],
+                            "description": "'exactly' (k per class) or 'at_most' (a smaller "
+                            "class keeps all its images)",
+                        },
                     },
                     ["name", "dataset", "train_split", "test_split", "max_k", "rank"],
                     "a mapping with name, dataset, train_split, test_split, max_k, rank",
@@ -205,16 +234,8 @@ SCHEMAS: dict[str, dict] = {
                 "items": _int(1, "examples per class >= 1"),
                 "description": "at least two distinct sizes k >= 1 (claim 1 fits a slope)",
             },
-            "finetune": _obj(
-                {"steps": _int(1, "training steps >= 1"), "train": _TRAIN},
-                ["steps", "train"],
-                "a mapping {steps: n, train: {...}}",
-            ),
-            "scratch": _obj(
-                {"steps": _int(1, "training steps >= 1"), "train": _TRAIN},
-                ["steps", "train"],
-                "a mapping {steps: n, train: {...}}",
-            ),
+            "finetune": _METHOD_SPEC,
+            "scratch": _METHOD_SPEC,
             "val_fraction": {
                 "type": "number",
                 "exclusiveMinimum": 0,

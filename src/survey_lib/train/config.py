@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEDULES = ("cosine", "step", "constant")
-AUGMENTS = ("crop_flip", "crop", "flip", "none")
+AUGMENTS = ("crop_flip", "crop", "flip", "none", "rrc_flip")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,10 @@ class TrainConfig:
             (0, 1) are fractions of the run, values >= 1 are epochs (do not mix the two).
         gamma: decay factor of the step schedule, in (0, 1].
         warmup_epochs: linear warm-up length in epochs (may be fractional), before the schedule.
-        augment: ``"crop_flip"``, ``"crop"``, ``"flip"`` or ``"none"`` (batch-wise, on device).
-        crop_padding: zero padding (pixels) of the random crop.
+        augment: ``"crop_flip"``, ``"crop"``, ``"flip"``, ``"none"`` or ``"rrc_flip"``
+            (random-resized crop + flip, Szegedy et al. 2015; batch-wise, on device, see
+            :mod:`survey_lib.train.augment`).
+        crop_padding: zero padding (pixels) of the random crop (not used by ``"rrc_flip"``).
         mean: per-channel mean of images scaled to [0, 1] (one value broadcasts).
         std: per-channel standard deviation, same convention.
         seed: seeds shuffling, augmentation and dropout (not model creation: see
