@@ -218,3 +218,12 @@ def test_schema_checks_grids_and_k_rules() -> None:
     assert "targets[1].k_rule = 'all'" in problems and "'exactly' (k per class)" in problems
     assert "scratch.grid" in problems and "wd" in problems
     assert unread_keys(NAME, bad) == ["scratch.grid.wd"]
+
+
+def test_probe_limits_pass_known_keys_and_reject_others() -> None:
+    from survey_lib.experiments.kornblith import _probe_limits
+
+    assert _probe_limits(None) == {}
+    assert _probe_limits({"max_iter": 20, "tol": 1e-3}) == {"max_iter": 20, "tol": 1e-3}
+    with pytest.raises(ValueError, match=r"probe: unknown keys \['iters'\]; valid: max_iter, tol"):
+        _probe_limits({"iters": 20})

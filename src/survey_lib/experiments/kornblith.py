@@ -100,9 +100,20 @@ def _epochs_for(steps: int, batch_size: int, n: int) -> int:
     return max(1, math.ceil(steps * batch_size / max(n, 1)))
 
 
+def _probe_limits(probe: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The linear probe's optional L-BFGS limits (``probe: {max_iter, tol}``; absent: the
+    defaults of :func:`~survey_lib.transfer.linear_probe.linear_probe`)."""
+    probe = dict(probe or {})
+    unknown = sorted(set(probe) - {"max_iter", "tol"})
+    if unknown:
+        raise ValueError(f"probe: unknown keys {unknown}; valid: max_iter, tol")
+    return probe
+
+
 def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """One run: ``params['method']`` on ``params['target']`` with ``params['k']`` per class.
 
+    ``params['probe']`` (optional) limits the linear probe's L-BFGS (``max_iter``, ``tol``).
     Returns ``test_acc`` (and ``best_C`` for the linear model; the chosen configuration for a
     method with a ``grid``, see :func:`select_and_refit`), with the SHA-256 of the source
     checkpoint used (if any) in ``info``."""
@@ -134,6 +145,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
             test_labels=feats["test"][1],
             backend="torch" if on_gpu else "sklearn",
             device=device,
+            **_probe_limits(params.get("probe")),
         )
         return RunOutput(
             {"test_acc": float(result.test_accuracy), "best_C": float(result.best_C)},
