@@ -290,3 +290,11 @@ def test_paper_notebooks_run_end_to_end_on_fixtures(tmp_path: Path, monkeypatch,
         k: v for k, v in driver["parameters"].items() if k not in reproduce.INJECTED}
     verdicts = (out / "verdicts.csv").read_text()
     assert "reproduced" in verdicts or "inconclusive" in verdicts
+    if name == "yosinski_layer_transfer":  # the paper options reach the tables
+        import pandas as pd
+
+        assert set(pd.read_csv(out / "verdicts.csv")["metric"]) == {"test_acc_top10_mean"}
+        per_seed = pd.read_csv(out / "per_seed.csv")
+        assert set(per_seed[per_seed.split == "dissimilar"].direction) == {"A→B", "B→A"}
+        assert {"test_acc", "test_acc_top10_mean"} <= set(
+            pd.read_csv(out / "summary_by_metric.csv").columns)

@@ -9,11 +9,20 @@ Every run fine-tunes the same pretrained source model on a target sampled at a r
 50 or 100 % of its training pool, nested and stratified) with the optimiser's own weight decay
 switched off: each method's whole penalty is explicit, so the loss line reads
 ``cross_entropy + penalty`` for all of them.
+
+Paper options of a cell (absent from the offline grids, so their run ids are unchanged), after
+the TLlib benchmark (Jiang et al., https://github.com/thuml/Transfer-Learning-Library,
+``examples/task_adaptation/image_classification``: 20 "epochs" of 500 iterations at batch 48,
+whatever the sampling rate, the test set evaluated after each and the best reported):
+``iterations`` fixes the training length in steps at every rate (:func:`epochs_for_iterations`),
+``epoch_metrics`` records the metrics of :mod:`survey_lib.experiments.epoch_metrics` beside
+``test_acc``, evaluating the test set about every ``eval_every_iterations`` steps.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +32,7 @@ import torch.nn.functional as F
 
 from survey_lib.data import ImageDataset
 from survey_lib.data.protocols import at_most_k_per_class, sampling_rate_subset
-from survey_lib.experiments import common
+from survey_lib.experiments import common, epoch_metrics
 from survey_lib.experiments.common import (
     checkpoint_info,
     fit_or_fail,
@@ -96,6 +105,43 @@ def on_model_device(model: TransferModel, *tensors: torch.Tensor) -> tuple[torch
     return tuple(t.to(device) for t in tensors)
 
 
+def steps_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    """Optimisation steps of one pass over ``n`` examples (the engine's count)."""
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+def epochs_for_iterations(iterations: int, n: int, batch_size: int, drop_last: bool) -> int:
+    """Whole epochs that take at least ``iterations`` steps on ``n`` examples:
+
+    .. math:: E = \\left\\lceil \\frac{T}{s} \\right\\rceil, \\qquad
+        s = \\lfloor n / B \\rfloor \\text{ (drop\\_last) or } \\lceil n / B \\rceil
+
+    TLlib trains :math:`T` = 20 × 500 = 10k iterations at every sampling rate (its data
+    iterator cycles), so the lower rates see their examples more often; the engine counts in
+    epochs, so the run ends at the first epoch boundary at or after :math:`T` steps (at most
+    :math:`s - 1` steps more), with its step schedule's fractional milestones relative to
+    that length.
+
+    Raises:
+        ValueError: no step per epoch (``drop_last`` with fewer than ``batch_size`` examples).
+    """
+    s = steps_per_epoch(n, batch_size, drop_last)
+    if s < 1:
+        raise ValueError(f"no training steps: {n} examples, batch_size={batch_size}, drop_last")
+    return max(1, math.ceil(int(iterations) / s))
+
+
+def _run_train_spec(params: Mapping[str, Any], n_train: int) -> dict[str, Any]:
+    """The run's ``train`` mapping: the lr override, and epochs from ``iterations``."""
+    spec = {**params["train"], **({"lr": params["lr"]} if params.get("lr") is not None else {})}
+    if params.get("iterations"):
+        spec["epochs"] = epochs_for_iterations(
+            int(params["iterations"]), n_train, int(spec.get("batch_size", 128)),
+            bool(spec.get("drop_last", False)),
+        )  # fmt: skip
+    return spec
+
+
 def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """Fine-tune the source on ``params['target']`` at ``params['rate']`` with the penalty
     ``params['spec']`` (``{"regularizer": name, **hparams}``; the method's name is
@@ -103,14 +149,13 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     ``params['lr']``, when given, overrides the learning rate (an lr of 0 is passed on, and
     rejected by :class:`~survey_lib.train.TrainConfig`). The source model and every tensor given
     to the regularizer (DELTA's attention batch) live on the run's device; the run record keeps
-    the source checkpoint's SHA-256."""
+    the source checkpoint's SHA-256. With ``params['iterations']`` the epochs follow from it;
+    with ``params['epoch_metrics']`` the metrics asked for are returned beside ``test_acc``."""
     source = params["source"]
     spec = dict(params["spec"] if "spec" in params else params["methods"][params["method"]])
     train, test = target_data(params["target"], params["rate"], seed, source["size"])
     pretrained, stats = source_model(source, params["checkpoint_dir"])
-    config = train_config(
-        {**params["train"], **({"lr": params["lr"]} if params.get("lr") is not None else {})}, seed, stats
-    )
+    config = train_config(_run_train_spec(params, len(train)), seed, stats)
     pretrained.to(config.device)
     # the whole pretrained network (any input channels, timm backbones included), with a new
     # head drawn from the run's seed
@@ -129,9 +174,21 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
         spec[prefix + "attention_amp"] = bool(config.amp_bf16 and x.device.type == "cuda")
     torch.manual_seed(seed)
     reg = create_regularizer(name, source_model=pretrained, target_model=target_model, **spec)
-    fit_or_fail(target_model, train, None, config, penalty=reg.penalty)
+    names = epoch_metrics.recorded(params)
+    extra: dict[str, float] = {}
+    if names:
+        every = epoch_metrics.eval_every_epochs(
+            params.get("eval_every_iterations"),
+            steps_per_epoch(len(train), config.batch_size, config.drop_last),
+        )
+        result = fit_or_fail(target_model, train, None, config, penalty=reg.penalty,
+                             eval_sets={"test": test}, eval_every=every)
+        extra = epoch_metrics.from_history(result.history, names)
+    else:
+        fit_or_fail(target_model, train, None, config, penalty=reg.penalty)
     return RunOutput(
-        {"test_acc": test_accuracy(target_model, test, config)}, info=checkpoint_info(pretrained)
+        {"test_acc": test_accuracy(target_model, test, config), **extra},
+        info=checkpoint_info(pretrained),
     )
 
 

@@ -87,6 +87,24 @@ _FAILED_FRACTION = {
     "description": "a number in (0, 1]: the failed-run rule's fraction of (median - chance)",
 }
 _OPTIONS = {"type": "object", "description": "a mapping of dataset options (may be {})"}
+# Metrics over a run's epochs (survey_lib.experiments.epoch_metrics; kept in sync by a test).
+_EPOCH_METRIC_NAMES = ("test_acc_best_epoch", "test_acc_top10_mean")
+_EPOCH_METRICS = {
+    "type": "array",
+    "uniqueItems": True,
+    "items": {"enum": list(_EPOCH_METRIC_NAMES)},
+    "description": "a list of distinct metrics over epochs from "
+    + ", ".join(_EPOCH_METRIC_NAMES) + " (may be empty)",
+}
+_METRIC = {
+    "enum": ["test_acc", *_EPOCH_METRIC_NAMES],
+    "description": "the metric the verdicts use: test_acc (final epoch) or one of "
+    "epoch_metrics",
+}
+_ITERATIONS = {
+    "anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1}],
+    "description": "null, or a number of optimisation steps >= 1",
+}
 _TRAIN = {"type": "object", "description": "a mapping of TrainConfig fields (epochs, lr, ...)"}
 _SOURCE = _obj(
     {
@@ -191,6 +209,18 @@ SCHEMAS: dict[str, dict] = {
             "workers": _WORKERS,
             "sesoi": _SESOI,
             "failed_fraction": _FAILED_FRACTION,
+            "iterations": {
+                **_ITERATIONS,
+                "description": "null (train.epochs), or the steps of every run at every rate "
+                "(TLlib: 10000); then train has no epochs",
+            },
+            "eval_every_iterations": {
+                **_ITERATIONS,
+                "description": "null (every epoch), or the steps between test evaluations for "
+                "epoch_metrics (TLlib: 500)",
+            },
+            "epoch_metrics": _EPOCH_METRICS,
+            "metric": _METRIC,
         },
         ["source", "targets", "rates", "methods", "train", "lr_sweep", "seeds"],
         "the notebook's parameters",
@@ -285,6 +315,19 @@ SCHEMAS: dict[str, dict] = {
             "workers": _WORKERS,
             "sesoi": _SESOI,
             "failed_fraction": _FAILED_FRACTION,
+            "frozen_dropout": {
+                "type": "boolean",
+                "description": "true or false: dropout stays active in frozen units (Yosinski "
+                "et al.'s Caffe nets; needs alexnet_small)",
+            },
+            "both_directions": {
+                "type": "array",
+                "uniqueItems": True,
+                "items": {"enum": ["random", "dissimilar"]},
+                "description": "a list of distinct splits (of splits) also run from B to A",
+            },
+            "epoch_metrics": _EPOCH_METRICS,
+            "metric": _METRIC,
             "many_class": {
                 "anyOf": [
                     {"type": "null"},
@@ -469,7 +512,27 @@ def _check_l2sp(p: Mapping[str, Any]) -> list[str]:
     if isinstance(methods, Mapping):
         for m, spec in methods.items():
             problems += _regularizer(spec, f"methods.{m}")
-    return problems
+    train = p.get("train")
+    if isinstance(train, Mapping):
+        if p.get("iterations") and "epochs" in train:
+            problems.append(
+                f"train.epochs = {train['epochs']!r}: not read when iterations = "
+                f"{p['iterations']!r} is set; valid: one of train.epochs or iterations"
+            )
+        elif not p.get("iterations") and "epochs" not in train:
+            problems.append("train.epochs is missing: valid: train.epochs, or iterations")
+    if p.get("eval_every_iterations") and not p.get("epoch_metrics"):
+        problems.append(
+            f"eval_every_iterations = {p['eval_every_iterations']!r}: read only with "
+            "epoch_metrics; valid: null, or a non-empty epoch_metrics"
+        )
+    return problems + _metric_problems(p)
+
+
+def _metric_problems(p: Mapping[str, Any]) -> list[str]:
+    from survey_lib.experiments.epoch_metrics import metric_problems
+
+    return metric_problems(p.get("metric", "test_acc"), p.get("epoch_metrics", []))
 
 
 def _check_kornblith(p: Mapping[str, Any]) -> list[str]:
@@ -503,7 +566,7 @@ def _check_kornblith(p: Mapping[str, Any]) -> list[str]:
 
 
 def _check_yosinski(p: Mapping[str, Any]) -> list[str]:
-    from survey_lib.experiments.yosinski import DISSIMILAR
+    from survey_lib.experiments.yosinski import DISSIMILAR, FROZEN_DROPOUT_MODELS
 
     problems = _dataset(p.get("dataset"), "dataset") + _model(p.get("model"), "model")
     problems += _train(p.get("train"), "train")
@@ -516,7 +579,18 @@ def _check_yosinski(p: Mapping[str, Any]) -> list[str]:
     many = p.get("many_class")
     if isinstance(many, Mapping):
         problems += _dataset(many.get("dataset"), "many_class.dataset")
-    return problems
+    both = p.get("both_directions") or []
+    if isinstance(both, list) and isinstance(splits, list):
+        extra = [s for s in both if s not in splits]
+        if extra:
+            problems.append(f"both_directions = {both!r}: {extra} not in splits {splits!r}; "
+                            "valid: a subset of splits")
+    if p.get("frozen_dropout") is True and p.get("model") not in FROZEN_DROPOUT_MODELS:
+        problems.append(
+            f"frozen_dropout = True: model {p.get('model')!r} has no dropout outside its units; "
+            f"valid: false, or model from {list(FROZEN_DROPOUT_MODELS)}"
+        )
+    return problems + _metric_problems(p)
 
 
 _CHECKS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {

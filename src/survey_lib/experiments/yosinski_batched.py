@@ -8,7 +8,9 @@ normalisation, seeds, copied and re-initialised units); runs whose configs share
 :func:`~survey_lib.train.batched.batch_key` (same number of frozen units, ...) and data sizes
 are then trained together by :func:`~survey_lib.train.batched.fit_many`, and each is measured
 on its own test split as ``run_cell`` does. Base runs (which train and cache the source
-networks) go through ``run_cell`` one by one.
+networks) go through ``run_cell`` one by one, and so do runs with the paper options
+``frozen_dropout`` (a wide network has no dropout outside its units) or ``epoch_metrics``
+(``fit_many`` evaluates no test set per epoch).
 
 The result of each run is ``run_cell``'s (``{"test_acc": ...}``) to float rounding (see
 ``tests/train/test_batched.py`` for the engine's tolerance and
@@ -21,41 +23,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from survey_lib.experiments.common import new_model, test_accuracy, train_config
-from survey_lib.experiments.yosinski import _data, base_model, run_cell
-from survey_lib.models import dataset_stats
+from survey_lib.experiments.common import test_accuracy
+from survey_lib.experiments.yosinski import _data, run_cell, target_half, transfer_target
 from survey_lib.runner import RunFailed
 from survey_lib.train.batched import batch_key, fit_many
-from survey_lib.transfer import freeze_units, transfer_units
 
 
 def _prepare(params: Mapping[str, Any], seed: int) -> tuple:
     """The target model, data and config of one transfer run, as ``run_cell`` builds them."""
-    kind = params["kind"]
-    train, test = _data(params, "B", seed)
-    source_train, _ = _data(params, params.get("source", "B"), seed)
-    config = train_config(params["train"], seed, dataset_stats(source_train))
-    n = int(params["n"])
-    target = new_model(
-        params["model"],
-        train.num_classes,
-        params["channels"],
-        seed + 10_000,
-        **params.get("model_kwargs", {}),
+    half = target_half(params)
+    train, test = _data(params, half, seed)
+    source_half = params.get("source", half)
+    source_train, source_test = (
+        (train, test) if source_half == half else _data(params, source_half, seed)
     )
-    if kind == "transfer":
-        source, _ = base_model(params, params["source"], seed)
-        transfer_units(source, target, n, freeze=bool(params["freeze"]), seed=seed + 10_000)
-        frozen = n if params["freeze"] else 0
-    elif kind == "random_frozen":
-        freeze_units(target, n)
-        frozen = n
-    else:
-        raise ValueError(f"unknown kind {kind!r}; valid: base, transfer, random_frozen")
-    config = train_config(
-        {**params["train"], "frozen_units": frozen}, seed, (config.mean, config.std)
-    )
+    target, _, config = transfer_target(params, seed, train, source_train, source_test)
     return target, train, test, config
+
+
+def _sequential_only(params: Mapping[str, Any]) -> bool:
+    """Runs ``run_cell`` makes one by one: base runs and the paper options above."""
+    return (params["kind"] == "base" or bool(params.get("frozen_dropout"))
+            or bool(params.get("epoch_metrics")))
 
 
 def run_cells(items: Sequence[tuple[Mapping[str, Any], int]]) -> list[Any]:
@@ -69,7 +58,7 @@ def run_cells(items: Sequence[tuple[Mapping[str, Any], int]]) -> list[Any]:
     groups: dict[tuple, list[tuple[int, Any, Any, Any, Any]]] = {}
     for i, (params, seed) in enumerate(items):
         try:
-            if params["kind"] == "base":
+            if _sequential_only(params):
                 out[i] = run_cell(params, seed)
                 continue
             target, train, test, config = _prepare(params, seed)

@@ -119,6 +119,10 @@ class AlexNetSmall(TransferModel):
         dropout: dropout probability after fc6 and fc7.
         norm: add BatchNorm after every convolution.
         pool_size: side of the average pool feeding fc6.
+        frozen_dropout: keep the dropout of fc6 and fc7 active in training mode even when
+            those units are frozen, as in the original Caffe experiments (see
+            :meth:`forward_units`). ``False`` (default): the dropout modules sit inside their
+            units, and a frozen unit, which the engine keeps in eval mode, drops nothing.
 
     Shape:
         input (N, in_chans, H, W) -> logits (N, num_classes); features (N, fc_dim).
@@ -137,6 +141,7 @@ class AlexNetSmall(TransferModel):
         dropout: float = 0.5,
         norm: bool = False,
         pool_size: int = 2,
+        frozen_dropout: bool = False,
     ) -> None:
         super().__init__()
         if len(channels) != 5:
@@ -149,22 +154,65 @@ class AlexNetSmall(TransferModel):
         self.conv3 = _conv_unit(c2, c3, 3, 1, pool=False, norm=norm)
         self.conv4 = _conv_unit(c3, c4, 3, 1, pool=False, norm=norm)
         self.conv5 = _conv_unit(c4, c5, 3, 1, pool=True, norm=norm)
+        # With frozen_dropout the two dropouts move out of their units (same places in the
+        # computation, same parameter names: Dropout holds no tensors), so that the engine's
+        # eval mode for frozen units does not reach them. Without it nothing is added.
+        inside = () if frozen_dropout else (nn.Dropout(dropout),)
         self.fc6 = nn.Sequential(
             FixedAvgPool2d(pool_size),
             nn.Flatten(),
             HeLinear(c5 * pool_size * pool_size, fc_dim),
             nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
+            *inside,
         )
-        self.fc7 = nn.Sequential(
-            HeLinear(fc_dim, fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout)
-        )
+        inside = () if frozen_dropout else (nn.Dropout(dropout),)
+        self.fc7 = nn.Sequential(HeLinear(fc_dim, fc_dim), nn.ReLU(inplace=True), *inside)
+        self._frozen_dropout = bool(frozen_dropout)
+        if frozen_dropout:
+            self.unit_dropout = nn.ModuleDict(
+                {"fc6": nn.Dropout(dropout), "fc7": nn.Dropout(dropout)}
+            )
         self.classifier = nn.Linear(fc_dim, num_classes)
         self.feature_dim = fc_dim
         self.num_classes = num_classes
 
+    @property
+    def frozen_dropout(self) -> bool:
+        """Whether fc6/fc7 dropout follows the model's mode rather than its unit's."""
+        return self._frozen_dropout
+
+    def forward_units(
+        self, x: torch.Tensor, start: int = 0, end: int | None = None
+    ) -> torch.Tensor:
+        """Units ``start..end-1`` in order; with ``frozen_dropout``, each of fc6 and fc7 is
+        followed by its dropout, which is active whenever the *model* is in training mode.
+
+        Yosinski, Clune, Bengio & Lipson, "How transferable are features in deep neural
+        networks?", NeurIPS 2014, https://arxiv.org/abs/1411.1792, froze copied layers by a
+        zero learning rate in Caffe, where a dropout layer applies in every training pass
+        whatever the learning rate of the layer before it. For a frozen unit :math:`u` with
+        output :math:`h_u` the training-mode output is therefore still
+
+        .. math:: \\tilde h_u = \\frac{m \\odot h_u}{1 - p}, \\qquad m_j \\sim
+            \\mathrm{Bernoulli}(1 - p),
+
+        while the engine's frozen units (eval mode, :mod:`survey_lib.train.engine`) give
+        :math:`h_u`. The masks are drawn in the same order from the same generator as the
+        in-unit dropout, so with no unit frozen both variants compute the same thing.
+        Outputs computed once for frozen units (``TrainConfig.cache_frozen``) would fix one
+        mask: callers switch that cache off for this variant.
+        """
+        if not self._frozen_dropout:
+            return super().forward_units(x, start, end)
+        for name, module in self.units()[start:end]:
+            x = module(x)
+            if name in self.unit_dropout:
+                x = self.unit_dropout[name](x)
+        return x
+
 
 @register_model("alexnet_small")
 def alexnet_small(num_classes: int, in_chans: int = 1, **kwargs: object) -> AlexNetSmall:
-    """Build :class:`AlexNetSmall` (kwargs: channels, fc_dim, dropout, norm, pool_size)."""
+    """Build :class:`AlexNetSmall` (kwargs: channels, fc_dim, dropout, norm, pool_size,
+    frozen_dropout)."""
     return AlexNetSmall(num_classes, in_chans, **kwargs)  # type: ignore[arg-type]

@@ -22,7 +22,9 @@ in every code path: batch-norm layers use their running statistics and dropout i
 frozen unit is a fixed function. When nothing random happens before them (``augment="none"``)
 and the model is sequential, their outputs are computed once for the whole data set
 (``cache_frozen``) and training runs units ``n..`` on the cache; this is the same computation
-as the slow path (see ``tests/train/test_engine.py`` for the equivalence test).
+as the slow path (see ``tests/train/test_engine.py`` for the equivalence test). A model that
+keeps dropout on after frozen units places it outside them (``AlexNetSmall(frozen_dropout=True)``,
+as in Yosinski et al. 2014); such a run must not use the cache.
 
 Reproducibility: shuffling and augmentation draw from ``torch.Generator`` objects seeded from
 ``config.seed``; dropout draws from the global generator, which ``fit`` forks and seeds with
@@ -30,6 +32,15 @@ Reproducibility: shuffling and augmentation draw from ``torch.Generator`` object
 :func:`survey_lib.train.seed_everything` before ``create_model``. On CPU two fits with the same
 seed, config and initial weights give bitwise-identical weights and history (except the
 ``seconds`` column).
+
+Per-epoch evaluation on more sets (opt-in, ``fit(..., eval_sets={"test": data})``): after
+every ``eval_every``-th epoch and after the last one, each set is evaluated in eval mode with the
+whole model and its loss and accuracy land in the history as ``<name>_loss`` and
+``<name>_acc`` (NaN at the epochs skipped). Evaluation draws no random numbers, so the
+weights a run ends with are those it ends with without ``eval_sets``; without them the history
+has exactly the columns listed in :class:`FitResult`. This is what metrics over a run's epochs
+need (the best epoch's test accuracy of the TLlib benchmark, the mean of the ten best
+evaluations of Yosinski et al. 2014: :mod:`survey_lib.experiments.epoch_metrics`).
 
 Precision: bf16 autocast on CUDA by default and on CPUs with native bf16 when
 ``config.amp_bf16`` is true (:mod:`survey_lib.train.precision`); batch norm keeps fp32
@@ -42,7 +53,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +89,8 @@ class FitResult:
         history: one row per completed epoch: ``epoch, train_loss, train_penalty, train_acc,
             val_loss, val_acc, lr, seconds`` (``train_loss`` is the cross-entropy averaged over
             the epoch's augmented batches; ``lr`` the base lr at the epoch's last step;
-            ``seconds`` the epoch's training time, evaluation excluded).
+            ``seconds`` the epoch's training time, evaluation excluded), then
+            ``<name>_loss, <name>_acc`` for each of ``fit``'s ``eval_sets`` (only when given).
         final_val: ``{"loss", "accuracy"}`` on the validation set after the last epoch
             (``None`` without a validation set or when the run failed).
         train_seconds: training time including frozen-feature caching, evaluation excluded.
@@ -187,6 +199,8 @@ def fit(
     penalty: Penalty | None = None,
     feature_hook: FeatureHook | None = None,
     progress: bool = True,
+    eval_sets: Mapping[str, ImageDataset] | None = None,
+    eval_every: int = 1,
 ) -> FitResult:
     """Train ``model`` in place on ``train`` and report per-epoch metrics.
 
@@ -199,6 +213,10 @@ def fit(
         penalty: ``penalty(ctx) -> scalar tensor`` added to the loss at every step.
         feature_hook: ``feature_hook(ctx)`` called at every step after the forward pass.
         progress: show a tqdm bar (also silenced by ``TQDM_DISABLE=1``).
+        eval_sets: opt-in per-epoch evaluation: ``{name: dataset}``, each evaluated after every
+            ``eval_every``-th epoch and after the last (history columns ``<name>_loss``,
+            ``<name>_acc``); names are identifiers other than ``train`` and ``val``.
+        eval_every: epochs between evaluations of ``eval_sets`` (>= 1).
 
     Returns:
         A :class:`FitResult`; ``status == "failed"`` if the loss became non-finite (the model
@@ -219,6 +237,7 @@ def fit(
         raise ValueError("val has no examples; pass val=None to skip validation")
     if val is not None and val.images.shape[1:] != train.images.shape[1:]:
         raise ValueError(f"val images {val.image_shape} differ from train {train.image_shape}")
+    extra = _check_eval_sets(eval_sets, eval_every, train)
     model.to(device)
     if chl:
         model.to(memory_format=torch.channels_last)
@@ -255,6 +274,7 @@ def fit(
             result = _train_loop(
                 model, train, val, config, optimizer, device, prep, amp, use_cache,
                 frozen, last, steps_per_epoch, penalty, feature_hook, progress,
+                (extra, int(eval_every)),
             )  # fmt: skip
         result.precision = precision
         return result
@@ -262,6 +282,30 @@ def fit(
         for p, flag in flags:
             p.requires_grad_(flag)
         model.eval()
+
+
+def _check_eval_sets(
+    eval_sets: Mapping[str, ImageDataset] | None, eval_every: int, train: ImageDataset
+) -> dict[str, ImageDataset]:
+    """``eval_sets`` as a dict, checked: identifier names (not ``train``/``val``), non-empty
+    sets with the training images' shape, ``eval_every`` an int >= 1."""
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be an int >= 1, got {eval_every!r}")
+    out = dict(eval_sets or {})
+    for name, data in out.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in ("train", "val"):
+            raise ValueError(
+                f"eval_sets name {name!r}: valid names are identifiers other than 'train' and "
+                "'val' (history columns <name>_loss, <name>_acc)"
+            )
+        if len(data) == 0:
+            raise ValueError(f"eval_sets[{name!r}] has no examples")
+        if data.images.shape[1:] != train.images.shape[1:]:
+            raise ValueError(
+                f"eval_sets[{name!r}] images {data.image_shape} differ from train "
+                f"{train.image_shape}"
+            )
+    return out
 
 
 def _reads_are_free(device: torch.device) -> bool:
@@ -276,7 +320,7 @@ def _sync(device: torch.device) -> None:
 
 def _train_loop(
     model, train, val, config, optimizer, device, prep, amp, use_cache,
-    frozen, last, steps_per_epoch, penalty, feature_hook, progress,
+    frozen, last, steps_per_epoch, penalty, feature_hook, progress, evals=({}, 1),
 ) -> FitResult:  # fmt: skip
     seeds = np.random.SeedSequence(config.seed).generate_state(2)
     g_order = torch.Generator(device=device).manual_seed(int(seeds[0]))
@@ -306,6 +350,10 @@ def _train_loop(
                 return model.forward_head(model.forward_units(batch, frozen, last))
             return model(prep(batch))
 
+    eval_sets, eval_every = evals
+    extra = {
+        name: (data.images.to(device), data.labels.to(device)) for name, data in eval_sets.items()
+    }
     rows: list[dict[str, float]] = []
     failure: dict[str, Any] | None = None
     step, train_seconds, images_done = 0, cache_seconds, 0
@@ -395,10 +443,24 @@ def _train_loop(
                 val_labels,
             )
             row["val_loss"], row["val_acc"] = metrics["loss"], metrics["accuracy"]
+        if extra:
+            due = (epoch + 1) % eval_every == 0 or epoch == config.epochs - 1
+            if due:
+                model.eval()
+            for name, (ex_images, ex_labels) in extra.items():
+                metrics = {"loss": math.nan, "accuracy": math.nan}
+                if due:
+                    metrics = eval_metrics(
+                        eval_logits(model, ex_images, lambda b: model(prep(b)),
+                                    config.eval_batch_size, amp),
+                        ex_labels,
+                    )  # fmt: skip
+                row[f"{name}_loss"], row[f"{name}_acc"] = metrics["loss"], metrics["accuracy"]
         rows.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}")
     bar.close()
-    history = pd.DataFrame(rows, columns=_HISTORY_COLUMNS)
+    columns = _HISTORY_COLUMNS + [f"{n}_{k}" for n in extra for k in ("loss", "acc")]
+    history = pd.DataFrame(rows, columns=columns)
     final_val = None
     if failure is None and val is not None:
         final_val = {"loss": rows[-1]["val_loss"], "accuracy": rows[-1]["val_acc"]}
