@@ -118,8 +118,10 @@ def test_paper_dataset_sizes_come_from_the_data_cards() -> None:
 def test_published_presets_count_the_papers_training() -> None:
     pub, gpu_ = _params("published", "paper"), _params("gpu", "paper")
     l2 = estimate.training_runs("l2sp_vs_bss", pub["l2sp_vs_bss"])
-    # Aircraft trainval (66 per class x 100) at 100 %, batch 48, 72 epochs: TLlib's ~10k steps
-    far = [r for r in l2 if r.grid == "regularizers" and r.steps == 72 * 138]
+    # Aircraft trainval (6,667 images) at 100 %, batch 48 with drop_last: 138 steps an epoch,
+    # TLlib's 10k iterations -> 73 whole epochs (the first epoch boundary at or after 10k)
+    assert pub["l2sp_vs_bss"]["iterations"] == 10000 and pub["l2sp_vs_bss"]["train"]["drop_last"]
+    far = [r for r in l2 if r.grid == "regularizers" and r.steps == 73 * 138]
     assert len(far) == len(pub["l2sp_vs_bss"]["methods"])
     assert {r.config.split("/")[-1] for r in l2} == {"s224"}
     assert any(r.config == "resnet50/b48/frozen0/delta/s224" for r in l2)
@@ -135,6 +137,8 @@ def test_published_presets_count_the_papers_training() -> None:
 
 def test_a_validation_grid_adds_its_runs_and_the_refit() -> None:
     p = copy.deepcopy(_params("published", "paper")["kornblith_gains_vs_size"])
+    for method in ("finetune", "scratch"):  # the preset's own grids off: one grid at a time
+        p[method].pop("grid", None)
     plain = _steps(estimate.training_runs("kornblith_gains_vs_size", p), "gains/finetune")
     p["finetune"]["grid"] = {"lr": [0.001, 0.01, 0.1], "weight_decay": [0.0, 0.0001]}
     runs = estimate.training_runs("kornblith_gains_vs_size", p)
@@ -142,6 +146,12 @@ def test_a_validation_grid_adds_its_runs_and_the_refit() -> None:
     grid = [r for r in runs if r.grid == "gains/finetune/grid"]
     assert len(grid) == len(plain) and all(r.count == 6 * len(p["seeds"]) for r in grid)
     assert not [r for r in runs if r.grid == "gains/scratch/grid"]
+    # scalar grid options are not axes; a grid's own `steps` sets its search runs' length
+    p["finetune"]["grid"].update({"divide_wd_by_lr": True, "steps": 100})
+    runs = estimate.training_runs("kornblith_gains_vs_size", p)
+    grid = [r for r in runs if r.grid == "gains/finetune/grid"]
+    assert all(r.count == 6 * len(p["seeds"]) for r in grid)
+    assert all(r.steps < plain_steps for r, plain_steps in zip(grid, [s for s, _ in plain]))
 
 
 def test_the_two_new_notebooks_are_counted() -> None:

@@ -4,6 +4,7 @@ notebook builds, so a change of a protocol file changes the count."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,8 +72,9 @@ def kornblith(p: Mapping[str, Any]) -> list[Runs]:
                 configs = grid_size(spec)
                 if configs:
                     n_fit = max(1, round(n * (1.0 - float(p.get("val_fraction", 0.2)))))
+                    search = int((spec.get("grid") or {}).get("steps", spec["steps"]))
                     out.append(Runs(nb, f"gains/{method}/grid", step,
-                                    budget_steps(n_fit, bs, spec["steps"]), seeds * configs))
+                                    budget_steps(n_fit, bs, search), seeds * configs))
                 out.append(Runs(nb, f"gains/{method}", step, budget_steps(n, bs, spec["steps"]),
                                 seeds))  # fmt: skip
     return out
@@ -83,7 +85,16 @@ def l2sp(p: Mapping[str, Any]) -> list[Runs]:
     at 100 % (Li et al., ICML 2018; Chen et al., NeurIPS 2019; Li et al., ICLR 2019)."""
     nb, source, seeds = "l2sp_vs_bss", p["source"], len(p["seeds"])
     out = source_runs(nb, source, [source.get("epochs", 0)])
-    bs, epochs = int(p["train"]["batch_size"]), int(p["train"]["epochs"])
+    bs = int(p["train"]["batch_size"])
+    iterations = p.get("iterations")  # TLlib's fixed step count (paper presets), else epochs
+    drop_last = bool(p["train"].get("drop_last", False))
+
+    def epochs_at(n: int) -> int:
+        if iterations is None:
+            return int(p["train"]["epochs"])
+        steps = max(1, n // bs if drop_last else math.ceil(n / bs))
+        return math.ceil(int(iterations) / steps)  # as l2sp_bss.epochs_for_iterations
+
     for target in p["targets"].values():
         pool = classes(target["dataset"], target.get("options")) * per_class(
             target["dataset"], target.get("pool_split", "train"), target["pool_per_class"]
@@ -95,10 +106,10 @@ def l2sp(p: Mapping[str, Any]) -> list[Runs]:
             for spec in p["methods"].values():
                 step = step_config(source["model"], bs, method=method_key(spec["regularizer"]),
                                    size=source.get("size"), channels=channels)
-                out.append(Runs(nb, "regularizers", step, epoch_steps(n, bs, epochs), seeds))
+                out.append(Runs(nb, "regularizers", step, epoch_steps(n, bs, epochs_at(n)), seeds))
         if p.get("lr_sweep"):
             step = step_config(source["model"], bs, size=source.get("size"), channels=channels)
-            out.append(Runs(nb, "lr_sweep", step, epoch_steps(pool, bs, epochs),
+            out.append(Runs(nb, "lr_sweep", step, epoch_steps(pool, bs, epochs_at(pool)),
                             seeds * len(p["lr_sweep"])))  # fmt: skip
     return out
 

@@ -193,12 +193,14 @@ def source_runs(notebook: str, source: Mapping[str, Any], epochs: list[int]) -> 
 
 
 def grid_size(spec: Mapping[str, Any]) -> int:
-    """Configurations of a method's validation-selected hyperparameter ``grid`` (a mapping of
-    lists, e.g. ``{lr: [...], weight_decay: [...]}``); 0 without one."""
+    """Configurations of a method's validation-selected hyperparameter ``grid``: the product of
+    its lists (``{lr: [...], weight_decay: [...]}``; scalar options such as
+    ``divide_wd_by_lr`` or the search runs' ``steps`` are not axes); 0 without one."""
     grid = spec.get("grid") or {}
-    if not grid:
+    axes = [list(v) for v in grid.values() if isinstance(v, (list, tuple))]
+    if not axes:
         return 0
-    return len(list(product(*[list(v) for v in grid.values()])))
+    return len(list(product(*axes)))
 
 
 WorkloadFn = Callable[[Mapping[str, Any]], list[Runs]]
