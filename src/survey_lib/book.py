@@ -902,7 +902,10 @@ def _label_text(value: Any) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (float, np.floating)):
-        return DASH if math.isnan(float(value)) else f"{float(value):g}"
+        number = float(value)
+        if not math.isfinite(number) or number == round(number):
+            return fmt_number(number, 0, thousands=True)
+        return f"{number:.4g}".replace("-", "−")  # 0.15, 0.003, 0.8123: as plain as it gets
     return _cell_text(value, 0, True)
 
 
