@@ -727,6 +727,17 @@ PALETTE: dict[str, str] = {
     "cyrillic": "#9e9ac8",
     "digits": "#e6550d",
     "fashion_mnist": "#a63603",
+    # targets of the paper profile (survey Table 2 order: nearest to farthest from ImageNet)
+    "caltech101": "#08519c",
+    "oxford_pets": "#3182bd",
+    "flowers102": "#31a354",
+    "dtd": "#756bb1",
+    "fgvc_aircraft": "#e6550d",
+    # the four quadrants of the survey's taxonomy (size × similarity)
+    "small_near": "#6baed6",
+    "large_near": "#08519c",
+    "small_far": "#fd8d3c",
+    "large_far": "#a63603",
 }
 """The colour of every condition, method and target the book plots, on every page.
 
@@ -747,9 +758,29 @@ def colour(name: str) -> str:
     return PALETTE[name]
 
 
-def palette_for(names: Iterable[str]) -> dict[str, str]:
-    """``{name: colour(name)}`` for each of ``names`` (for seaborn's ``palette=``)."""
-    return {str(n): colour(str(n)) for n in dict.fromkeys(names)}
+OTHER_COLOURS: tuple[str, ...] = (
+    "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+)
+"""Colours for names :data:`PALETTE` lacks (a method or target added by ``--set``), in order of
+first appearance, so a notebook run with new names still draws every line distinctly."""
+
+
+def palette_for(names: Iterable[str], *, others: bool = False) -> dict[str, str]:
+    """``{name: colour(name)}`` for each of ``names`` (for seaborn's ``palette=``).
+
+    Args:
+        names: conditions, methods or targets (repeats are ignored).
+        others: give names without a book colour the next of :data:`OTHER_COLOURS` instead of
+            raising (reproduction notebooks, whose protocols may name new methods or targets).
+
+    Raises:
+        ValueError: a name has no book colour and ``others`` is false.
+    """
+    unique = [str(n) for n in dict.fromkeys(names)]
+    if not others:
+        return {n: colour(n) for n in unique}
+    spare = iter(OTHER_COLOURS * (1 + len(unique) // len(OTHER_COLOURS)))
+    return {n: PALETTE[n] if n in PALETTE else next(spare) for n in unique}
 
 
 def clip_band(low: Any, high: Any, *, lower: float | None = None, upper: float | None = None):
@@ -761,6 +792,64 @@ def clip_band(low: Any, high: Any, *, lower: float | None = None, upper: float |
     lo = np.clip(np.asarray(low, dtype=float), lower, upper)
     hi = np.clip(np.asarray(high, dtype=float), lower, upper)
     return lo, hi
+
+
+def log_ticks(ax: Any, values: Iterable[float], *, axis: str = "x") -> list[float]:
+    """Put a log axis's ticks at the ``values`` a figure plots, labelled plainly (``20``,
+    ``0.003``), and drop matplotlib's minor-tick labels (``2×10¹ 3×10¹ …``), which overlap
+    when the axis spans less than about two decades.
+
+    Args:
+        ax: a matplotlib ``Axes``; its ``axis`` is set to log scale.
+        values: the positions (positive), e.g. the target sizes or learning rates run.
+        axis: ``"x"`` or ``"y"``.
+
+    Returns:
+        The tick positions, sorted.
+
+    Raises:
+        ValueError: ``axis`` is not ``"x"`` or ``"y"``, or a value is not positive.
+    """
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    ticks = sorted({float(v) for v in values})
+    if not ticks or ticks[0] <= 0 or not all(math.isfinite(t) for t in ticks):
+        raise ValueError(f"log ticks need finite positive values, got {ticks}")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_locator(FixedLocator(ticks))
+    target.set_minor_locator(NullLocator())
+    target.set_minor_formatter(NullFormatter())
+    (ax.set_xticklabels if axis == "x" else ax.set_yticklabels)([f"{t:g}" for t in ticks])
+    return ticks
+
+
+def overlapping_labels(ax: Any, *, axis: str = "x") -> list[tuple[str, str]]:
+    """The pairs of visible tick labels (major and minor) of ``ax``'s ``axis`` whose drawn
+    boxes overlap, so a chapter can fail its build with :func:`check_claim` when they do.
+
+    Draws the figure once to measure the labels.
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    labels = [
+        t
+        for t in (*target.get_majorticklabels(), *target.get_minorticklabels())
+        if t.get_visible() and t.get_text().strip()
+    ]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in labels]
+    return [
+        (a, b)
+        for i, (a, box_a) in enumerate(boxes)
+        for b, box_b in boxes[i + 1 :]
+        if box_a.overlaps(box_b)
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -797,6 +886,87 @@ def fmt_number(value: Any, digits: int = 1, *, thousands: bool = False) -> str:
     if float(text) == 0.0:
         text = text.lstrip("-")
     return text.replace("-", "−")
+
+
+def _cell_text(value: Any, digits: int, whole: bool) -> str:
+    """A table cell for a page: yes/no for booleans, ``—`` for missing values, numbers by
+    :func:`fmt_number` (whole-number columns without decimals, with thousands separators)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if value is None or value is pd.NA or value is pd.NaT:
+        return DASH
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return fmt_number(value, digits, thousands=whole)
+    text = str(value)
+    words = {"True": "yes", "False": "no", "nan": DASH, "NaN": DASH, "None": DASH, "": DASH}
+    return words.get(text.strip(), text)
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number) or number == round(number):
+            return fmt_number(number, 0, thousands=True)
+        return f"{number:.4g}".replace("-", "−")  # 0.15, 0.003, 0.8123: as plain as it gets
+    return _cell_text(value, 0, True)
+
+
+def _significant_text(value: Any, figures: int = 3) -> str:
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    ) and math.isfinite(float(value)):
+        text = f"{float(value):.{figures}g}"
+        return text.lstrip("-") if float(text) == 0.0 else text.replace("-", "−")
+    return _cell_text(value, figures, True)
+
+
+def frame_view(
+    df: pd.DataFrame,
+    digits: int | dict[str, int] = 3,
+    *,
+    significant: Sequence[Any] = (),
+    index: bool | None = None,
+):
+    """A DataFrame as a notebook shows it: no ``nan``, no ``True``/``False``, no ``-0.0``, no
+    ``1280000.00``.
+
+    Every cell goes through :func:`fmt_number`: a numeric column whose values are all whole
+    numbers prints as integers with thousands separators, any other with ``digits`` decimals;
+    missing values print ``—``, booleans ``yes``/``no``. Index and column labels are formatted
+    the same way (floats as ``0.15``). The data are not changed, only their display.
+
+    Args:
+        df: the table.
+        digits: decimals of non-whole numeric columns, one number or ``{column: decimals}``
+            (columns not named get 3).
+        significant: columns shown with 3 significant figures instead (quantities that span
+            orders of magnitude, e.g. a penalty relative to the loss).
+        index: show the index; by default only when it is not a plain ``0..n-1`` range.
+
+    Returns:
+        A :class:`pandas.io.formats.style.Styler`.
+    """
+    places = digits if isinstance(digits, dict) else {}
+    default = 3 if isinstance(digits, dict) else int(digits)
+    styler = df.style
+    for position, column in enumerate(df.columns):
+        series = df.iloc[:, position]
+        numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        finite = series[np.isfinite(series.astype(float))] if numeric else series.iloc[:0]
+        # mixed (object) columns: each whole number on its own prints without decimals
+        whole = bool(len(finite) and (finite == finite.round()).all()) if numeric else True
+        d = places.get(column, default)
+        if column in significant:
+            formatter = _significant_text
+        else:
+            formatter = lambda v, d=d, w=whole: _cell_text(v, d, w)  # noqa: E731
+        styler = styler.format(formatter, subset=pd.IndexSlice[:, [column]])
+    if index is None:
+        index = not isinstance(df.index, pd.RangeIndex) or df.index.name is not None
+    styler = styler.format_index(_label_text, axis=0).format_index(_label_text, axis=1)
+    return styler if index else styler.hide(axis="index")
 
 
 def fmt_interval(mean: Any, low: Any, high: Any, digits: int = 1, unit: str = "") -> str:

@@ -222,3 +222,54 @@ def test_palette_names_every_plotted_condition() -> None:
         book.colour("XYZ")
     lo, hi = book.clip_band([-0.1, 0.5], [0.9, 1.2], lower=0.0, upper=1.0)
     assert lo.tolist() == [0.0, 0.5] and hi.tolist() == [0.9, 1.0]
+
+
+def test_palette_for_notebooks_gives_unknown_names_spare_colours() -> None:
+    shown = book.palette_for(["AnB", "new_method", "other", "new_method"], others=True)
+    assert shown["AnB"] == book.PALETTE["AnB"]
+    assert shown["new_method"] == book.OTHER_COLOURS[0] and shown["other"] == book.OTHER_COLOURS[1]
+    for name in ("caltech101", "oxford_pets", "fgvc_aircraft", "small_near", "large_far"):
+        assert book.colour(name).startswith("#")
+    with pytest.raises(ValueError, match="no book colour for 'new_method'"):
+        book.palette_for(["new_method"])
+
+
+def test_frame_view_shows_no_nan_bools_raw_floats_or_negative_zero() -> None:
+    df = pd.DataFrame({
+        "images": [1280000.0, 50000.0],
+        "acc": [0.91234, -0.0001],
+        "agrees": [True, False],
+        "note": ["ok", float("nan")],
+        "ratio": [1.5e-7, 0.25],
+    })
+    html = book.frame_view(df, significant=["ratio"]).to_html()
+    for bad in ("nan", "True", "False", "-0.0", "1280000.00", "0.000000"):
+        assert bad not in html, bad
+    for good in ("1,280,000", "50,000", "0.912", ">0.000<", "yes", "no", "—", "1.5e−07", "0.25"):
+        assert good in html, good
+    assert 'class="row_heading' not in html  # a plain 0..n-1 index is hidden
+    pivot = pd.DataFrame({"rate": [0.15, 1.0], "acc": [0.5, float("nan")]}).set_index("rate")
+    html = book.frame_view(pivot, 2).to_html()
+    assert 'class="row_heading' in html  # a meaningful index is shown, its floats plainly
+    assert ">0.15<" in html and ">1<" in html and "—" in html and "nan" not in html
+
+
+def test_log_ticks_label_the_values_run_and_nothing_overlaps() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [20, 50, 100, 200, 400, 800]
+    fig, (crowded, clean) = plt.subplots(1, 2, figsize=(6.5, 4))
+    for ax in (crowded, clean):
+        ax.plot(sizes, [0.5, 0.6, 0.7, 0.8, 0.85, 0.9], marker="o")
+    crowded.set_xscale("log")  # matplotlib labels minor ticks 2×10¹ 3×10¹ … here
+    assert book.log_ticks(clean, sizes) == [float(s) for s in sizes]
+    fig.tight_layout()
+    assert book.overlapping_labels(crowded), "the default log axis should crowd its labels"
+    assert book.overlapping_labels(clean) == []
+    assert [t.get_text() for t in clean.get_xticklabels()] == [str(s) for s in sizes]
+    with pytest.raises(ValueError, match="positive"):
+        book.log_ticks(clean, [0, 1])
+    plt.close(fig)
