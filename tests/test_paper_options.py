@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_paper_profile import MANMADE, _paper_params, _write_cifar100
+from test_paper_profile import MANMADE, _paper_params, _write_cifar100, paper_files
 
 from survey_lib import reproduce
 from survey_lib.experiments import l2sp_bss, yosinski
@@ -91,18 +91,7 @@ def test_yosinski_batched_cells_leave_paper_options_to_run_cell() -> None:
 
 
 def test_l2sp_fixed_iterations_and_best_epoch_on_given_weights(tmp_path: Path, monkeypatch) -> None:
-    import timm
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("SURVEY_CACHE_DIR", str(tmp_path / "cache"))
-    checksums = _write_cifar100(tmp_path / "data")
-    path = tmp_path / "resnet18_tv_in1k.pth"
-    torch.manual_seed(0)
-    torch.save(timm.create_model("resnet18", pretrained=False, num_classes=1000).state_dict(), path)
-    options = {"root": str(tmp_path / "data"), "download": False, "checksums": checksums}
-    source = {"dataset": "timm_weights", "model": "resnet18.tv_in1k", "weights": str(path),
-              "epochs": 0, "seed": 0, "size": 32, "channels": 3,
-              "train": {"lr": 0.01, "batch_size": 16, "weight_decay": 0.0, "augment": "none"}}
+    _, options, source = paper_files(tmp_path, monkeypatch)
     target = {"name": "cifar100", "dataset": "cifar100", "options": options, "channels": 3,
               "pool_per_class": 2, "test_per_class": 1}
     calls = _capture(monkeypatch, l2sp_bss)

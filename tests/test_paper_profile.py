@@ -129,6 +129,12 @@ def test_imagenet_weights_load_offline_through_timm(tmp_path: Path, monkeypatch)
 @pytest.fixture()
 def paper_fixture(tmp_path: Path, monkeypatch):
     """CIFAR-100 fixture files and a local ImageNet-style weights file for a small timm model."""
+    return paper_files(tmp_path, monkeypatch)
+
+
+def paper_files(tmp_path: Path, monkeypatch):
+    """``(tmp_path, options, source)``: CIFAR-100 files in the real format and a local
+    ImageNet-style weights file for timm's resnet18, offline (the fixture's body, importable)."""
     import timm
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
