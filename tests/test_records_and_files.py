@@ -107,13 +107,12 @@ def test_notebook_reports_failed_runs_and_stops_when_none_finished(capsys) -> No
         report_failures(none, "regularizers")
 
 
-def test_verdicts_on_an_incomplete_grid_are_marked(capsys) -> None:
-    from survey_lib.experiments.run_checks import incomplete_column, mark_incomplete
-    from survey_lib.experiments.verdicts import effect, verdict_table
+def test_verdicts_on_an_incomplete_grid_are_marked() -> None:
+    from survey_lib.experiments.verdicts import effect, mark_incomplete, verdict_table
 
     verdicts = [effect("c", [0.1, 0.2, 0.3], predicted="+", sesoi=0.5, sesoi_rule="test", what="x")]
-    table = incomplete_column(verdict_table(mark_incomplete(verdicts, 2)), 2)
+    table = verdict_table(mark_incomplete(verdicts, 2))
     assert list(table["complete"]) == [False]
-    assert "incomplete grid: 2 run(s) failed" in capsys.readouterr().out
-    full = incomplete_column(verdict_table(mark_incomplete(verdicts, 0)), 0)
+    assert "2 failed or missing runs" in table.loc[0, "bound_text"]
+    full = verdict_table(mark_incomplete(verdicts, 0))
     assert list(full["complete"]) == [True]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from survey_lib.experiments.verdicts import OUTCOMES, migrate_status
+from survey_lib.experiments.verdicts import OUTCOMES, normalise_verdicts
 
 
 def _find_root() -> Path:
@@ -1043,82 +1043,6 @@ OUTCOME_COLOURS = {
     "inconclusive": "#f3efc9",
 }
 """Background colour of each verdict word on a page."""
-
-NEW_VERDICT_COLUMNS = (
-    "unit",
-    "sesoi",
-    "sesoi_rule",
-    "sd",
-    "mde",
-    "seeds_needed",
-    "fragile",
-    "complete",
-    "method",
-    "bound_text",
-)
-"""Columns the new verdict tables add to ``claim, rule, mean, ci_low, ci_high, n, verdict``."""
-
-
-def migrate_outcome(old: str, rule: str = "", low: float = math.nan, high: float = math.nan) -> str:
-    """The new verdict word for a row of a verdict table committed before issue 11: the
-    verdict module's :func:`~survey_lib.experiments.verdicts.migrate_status`, read with the
-    row's rule and interval (``not reproduced`` becomes ``reversed`` only when the interval lies
-    wholly on the wrong side; ``inconclusive`` otherwise).
-
-    Raises:
-        ValueError: ``old`` is no verdict word of either format.
-    """
-    return migrate_status(old, rule, low, high)
-
-
-def _old_unit(rule: str) -> str:
-    text = str(rule)
-    if "Spearman" in text or "rank" in text.lower() and "correlation" in text.lower():
-        return "rho"
-    if "log10" in text:
-        return "log10 lr"
-    return "accuracy"
-
-
-def normalise_verdicts(table: pd.DataFrame, where: str = "verdict table") -> pd.DataFrame:
-    """A verdict table of either format, in the new format's columns, words and units.
-
-    Old tables (no ``sesoi`` column, written before issue 11) get the new verdict words
-    (:func:`migrate_outcome`), accuracy differences converted from fractions to percentage
-    points (``unit = "points"``: 0.01 accuracy = 1.0 point), and missing values for the columns
-    they lack. The word as written is kept in ``verdict_as_written``; ``format`` says which.
-
-    Raises:
-        ValueError: the table lacks a column every format has.
-    """
-    needed = ["claim", "rule", "mean", "ci_low", "ci_high", "n", "verdict"]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValueError(f"{where}: a verdict table needs columns {needed}; missing {missing}")
-    if "verdict_as_written" in table.columns:
-        return table
-    df = table.copy()
-    df["verdict_as_written"] = df["verdict"]
-    if "sesoi" not in df.columns:
-        df["verdict"] = [
-            migrate_outcome(v, r, lo, hi)
-            for v, r, lo, hi in zip(df["verdict"], df["rule"], df["ci_low"], df["ci_high"])
-        ]
-        df["unit"] = [_old_unit(r) for r in df["rule"]]
-        accuracy = df["unit"] == "accuracy"
-        for col in ("mean", "ci_low", "ci_high"):
-            values = df[col].astype(float)
-            df[col] = values.where(~accuracy, values * 100.0)
-        df.loc[accuracy, "unit"] = "points"
-        for col in NEW_VERDICT_COLUMNS:
-            if col not in df.columns:
-                df[col] = math.nan
-        df["format"] = "old"
-    else:
-        df["verdict"] = [migrate_outcome(v) for v in df["verdict"]]
-        df["format"] = "new"
-    return df
-
 
 def read_verdict_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a committed ``verdicts*.csv`` of either format via :func:`normalise_verdicts`."""

@@ -137,19 +137,6 @@ def test_recommendations_link_to_sections_and_committed_claims() -> None:
         assert set(committed["verdict"]) <= set(book.OUTCOMES)
 
 
-def test_old_not_reproduced_becomes_reversed_only_when_wholly_on_the_wrong_side() -> None:
-    rule = "mean A − B > 0 with its 95 % t-interval above 0"
-    assert book.migrate_outcome("not reproduced", rule, -0.3, -0.1) == "reversed"
-    assert book.migrate_outcome("not reproduced", rule, -0.3, 0.1) == "inconclusive"
-    below = "x < 0 with its 95 % t-interval below 0"
-    assert book.migrate_outcome("not reproduced", below, 0.1, 0.2) == "reversed"
-    assert book.migrate_outcome("not reproduced", "within ±0.01: inside [-0.01, 0.01]") == "reversed"
-    assert book.migrate_outcome("reproduced") == "reproduced"
-    assert book.migrate_outcome("absent at this scale") == "absent at this scale"
-    with pytest.raises(ValueError, match="unknown verdict 'maybe'"):
-        book.migrate_outcome("maybe")
-
-
 def test_normalise_verdicts_reads_both_formats() -> None:
     old = book.normalise_verdicts(_verdicts())
     assert list(old["unit"]) == ["points", "points"]

@@ -4,14 +4,14 @@
 the failures of a call in ``df.attrs["failed"]``. A notebook calls :func:`report_failures` after
 each grid: it prints how many runs failed with their messages, and stops with those messages
 when no run finished (instead of a ``KeyError`` in the next cell). Verdicts computed while runs
-are missing are marked: :func:`mark_incomplete` (the verdict API's own, where it exists) and
-:func:`incomplete_column` on the table.
+are missing are marked by :func:`survey_lib.experiments.verdicts.mark_incomplete`
+(``complete = False`` and a note in the bound text).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -69,35 +69,8 @@ def report_failures(df: pd.DataFrame, grid: str, *, limit: int = 10) -> int:
     return len(failed)
 
 
-def mark_incomplete(verdicts: Iterable[Any], missing_runs: int) -> list[Any]:
-    """``survey_lib.experiments.verdicts.mark_incomplete`` where the verdict API has it (it sets
-    ``complete=False`` when ``missing_runs > 0``); otherwise the verdicts unchanged, and
-    :func:`incomplete_column` marks the table."""
-    from survey_lib.experiments import verdicts as api
-
-    marker = getattr(api, "mark_incomplete", None)
-    if marker is not None:
-        return list(marker(list(verdicts), missing_runs))
-    return list(verdicts)
-
-
-def incomplete_column(table: pd.DataFrame, missing_runs: int) -> pd.DataFrame:
-    """The verdict table with a ``complete`` column (``False`` when runs are missing), unless the
-    verdict API already wrote one; prints a warning line when runs are missing."""
-    if missing_runs:
-        print(
-            f"These verdicts are computed on an incomplete grid: {missing_runs} run(s) failed "
-            "and are missing from them."
-        )
-    if "complete" not in table.columns:
-        table = table.assign(complete=missing_runs == 0)
-    return table
-
-
 __all__ = [
     "GridFailed",
     "failure_message",
-    "incomplete_column",
-    "mark_incomplete",
     "report_failures",
 ]

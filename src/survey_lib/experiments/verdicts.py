@@ -629,32 +629,77 @@ def migrate_status(
     return INCONCLUSIVE
 
 
-def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
-    """A ``verdicts.csv`` in either format, with the current columns and words (columns the old
-    format lacks are filled: NaN numbers, ``fragile`` None, ``complete`` True, ``method`` "t",
-    ``bound_text`` empty)."""
-    table = pd.read_csv(path)
-    needed = ["claim", "rule", "mean", "ci_low", "ci_high", "n", "verdict"]
-    missing = [c for c in needed if c not in table.columns]
+#: what a verdict table written before this scheme lacks, filled in by :func:`normalise_verdicts`.
+_FILL = {"unit": "", "sesoi": math.nan, "sesoi_rule": "", "sd": math.nan, "mde": math.nan,
+         "seeds_needed": math.nan, "fragile": None, "complete": True, "method": "t",
+         "bound_text": ""}
+_NEEDED = ["claim", "rule", "mean", "ci_low", "ci_high", "n", "verdict"]
+
+
+def _old_unit(rule: str) -> str:
+    """The unit of an old-format row, read from its rule: Spearman's rho, log10 of a learning
+    rate, else an accuracy difference (written as a fraction in those tables)."""
+    text = str(rule)
+    if "Spearman" in text or ("rank" in text.lower() and "correlation" in text.lower()):
+        return "rho"
+    if "log10" in text:
+        return "log10 lr"
+    return "accuracy"
+
+
+def normalise_verdicts(table: pd.DataFrame, where: str = "verdict table") -> pd.DataFrame:
+    """A verdict table of either format, in the current columns, words and units.
+
+    The one reader of committed ``verdicts*.csv`` tables (the book and :mod:`survey_lib.advise`
+    use it). A table written before this scheme (no ``sesoi`` column) gets the current verdict
+    words (:func:`migrate_status`, read with each row's rule and interval), its accuracy
+    differences converted from fractions to percentage points (0.01 accuracy = 1.0 point,
+    ``unit = "points"``) and defaults for the columns it lacks (NaN numbers, ``fragile`` None,
+    ``complete`` True, ``method`` "t", empty texts). Every table keeps the word as written in
+    ``verdict_as_written`` and says its ``format`` ("old" or "new"); extra columns are kept.
+    A table already normalised is returned as it is.
+
+    Raises:
+        ValueError: the table lacks a column every format has.
+    """
+    missing = [c for c in _NEEDED if c not in table.columns]
     if missing:
-        raise ValueError(f"{path} is not a verdict table: needs columns {needed}; missing {missing}")
-    table["verdict"] = [
-        migrate_status(v, r, lo, hi)
-        for v, r, lo, hi in zip(table["verdict"], table["rule"], table["ci_low"], table["ci_high"])
-    ]
-    defaults = {"unit": "", "sesoi": math.nan, "sesoi_rule": "", "sd": math.nan,
-                "mde": math.nan, "seeds_needed": math.nan, "fragile": None, "complete": True,
-                "method": "t", "bound_text": ""}
-    for column, default in defaults.items():
-        if column not in table.columns:
-            table[column] = default
-    table["fragile"] = table["fragile"].map(
+        raise ValueError(f"{where}: a verdict table needs columns {_NEEDED}; missing {missing}")
+    if "verdict_as_written" in table.columns:
+        return table
+    df = table.copy()
+    df["verdict_as_written"] = df["verdict"]
+    if "sesoi" not in df.columns:
+        df["verdict"] = [
+            migrate_status(v, r, lo, hi)
+            for v, r, lo, hi in zip(df["verdict"], df["rule"], df["ci_low"], df["ci_high"])
+        ]
+        df["unit"] = [_old_unit(r) for r in df["rule"]]
+        accuracy = df["unit"] == "accuracy"
+        for col in ("mean", "ci_low", "ci_high"):
+            values = df[col].astype(float)
+            df[col] = values.where(~accuracy, values * 100.0)
+        df.loc[accuracy, "unit"] = "points"
+        df["format"] = "old"
+    else:
+        df["verdict"] = [migrate_status(v) for v in df["verdict"]]
+        df["format"] = "new"
+    for column, default in _FILL.items():
+        if column not in df.columns:
+            df[column] = default
+    df["fragile"] = df["fragile"].map(
         lambda f: None if f is None or (isinstance(f, float) and math.isnan(f))
         else str(f).strip().lower() == "true").astype(object)
-    table["complete"] = table["complete"].map(lambda c: str(c).strip().lower() != "false")
+    df["complete"] = df["complete"].map(lambda c: str(c).strip().lower() != "false")
     for column in ("unit", "sesoi_rule", "bound_text", "method"):
-        table[column] = table[column].fillna("").astype(str)
-    return table[COLUMNS]
+        df[column] = df[column].fillna("").astype(str)
+    return df
+
+
+def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
+    """A ``verdicts.csv`` in either format, normalised (:func:`normalise_verdicts`), with
+    exactly the current :data:`COLUMNS`."""
+    return normalise_verdicts(pd.read_csv(path), str(path))[COLUMNS]
 
 
 def verdict_view(table: pd.DataFrame) -> pd.DataFrame:

@@ -240,6 +240,29 @@ def transfer_target(
     return target, source, config
 
 
+def prepare_transfer(
+    params: Mapping[str, Any], seed: int
+) -> tuple[TransferModel, TransferModel | None, ImageDataset, ImageDataset, TrainConfig]:
+    """Everything one transfer or random-filter run trains with, before it trains.
+
+    Loads the target half's train and test splits (``params['target']``, default B) once, and
+    the source half's only when it differs, then builds the target network from the source's
+    cached base network (:func:`transfer_target`). Used by :func:`run_cell` and by the batched
+    cells (:mod:`survey_lib.experiments.yosinski_batched`), so both prepare a run identically.
+
+    Returns:
+        ``(target model, source model, train split, test split, train config)``.
+    """
+    half = target_half(params)
+    train, test = _data(params, half, seed)
+    source_half = params.get("source", half)
+    source_train, source_test = (
+        (train, test) if source_half == half else _data(params, source_half, seed)
+    )
+    target, source, config = transfer_target(params, seed, train, source_train, source_test)
+    return target, source, train, test, config
+
+
 def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
     """One run of the grid. ``params['kind']`` is ``base``, ``transfer`` or ``random_frozen``.
 
@@ -255,13 +278,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
         return RunOutput({"test_acc": acc, **base_epoch_metrics(params, params["half"], seed)},
                          info=checkpoint_info(base))
 
-    half = target_half(params)
-    train, test = _data(params, half, seed)
-    source_half = params.get("source", half)
-    source_train, source_test = (
-        (train, test) if source_half == half else _data(params, source_half, seed)
-    )
-    target, source, config = transfer_target(params, seed, train, source_train, source_test)
+    target, source, train, test, config = prepare_transfer(params, seed)
     if names:
         result = fit_or_fail(target, train, None, config, eval_sets={"test": test})
         extra = epoch_metrics.from_history(result.history, names)

@@ -24,21 +24,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from survey_lib.experiments.common import test_accuracy
-from survey_lib.experiments.yosinski import _data, run_cell, target_half, transfer_target
+from survey_lib.experiments.yosinski import prepare_transfer, run_cell
 from survey_lib.runner import RunFailed
 from survey_lib.train.batched import batch_key, fit_many
-
-
-def _prepare(params: Mapping[str, Any], seed: int) -> tuple:
-    """The target model, data and config of one transfer run, as ``run_cell`` builds them."""
-    half = target_half(params)
-    train, test = _data(params, half, seed)
-    source_half = params.get("source", half)
-    source_train, source_test = (
-        (train, test) if source_half == half else _data(params, source_half, seed)
-    )
-    target, _, config = transfer_target(params, seed, train, source_train, source_test)
-    return target, train, test, config
 
 
 def _sequential_only(params: Mapping[str, Any]) -> bool:
@@ -61,7 +49,7 @@ def run_cells(items: Sequence[tuple[Mapping[str, Any], int]]) -> list[Any]:
             if _sequential_only(params):
                 out[i] = run_cell(params, seed)
                 continue
-            target, train, test, config = _prepare(params, seed)
+            target, _, train, test, config = prepare_transfer(params, seed)
         except Exception as err:  # noqa: BLE001 - returned to the runner, one per run
             out[i] = err
             continue
