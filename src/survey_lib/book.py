@@ -12,7 +12,7 @@ import importlib.metadata
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from survey_lib.experiments.verdicts import OUTCOMES, normalise_verdicts
+from survey_lib.stats import t_errorbar
 
 
 def _find_root() -> Path:
@@ -792,6 +793,24 @@ def clip_band(low: Any, high: Any, *, lower: float | None = None, upper: float |
     lo = np.clip(np.asarray(low, dtype=float), lower, upper)
     hi = np.clip(np.asarray(high, dtype=float), lower, upper)
     return lo, hi
+
+
+def bounded_errorbar(
+    lower: float | None = None, upper: float | None = None
+) -> Callable[[Iterable[float]], tuple[float, float]]:
+    """seaborn's ``errorbar=``: the 95 % t-interval of the mean (:func:`survey_lib.stats.t_errorbar`)
+    clipped to ``[lower, upper]``, the values the plotted quantity can take (:func:`clip_band`).
+
+    E.g. a difference of accuracies ``acc - baseB`` (fractions) lies in
+    ``[-max(baseB), 1 - min(baseB)]``; a t-interval of a few seeds can reach past that.
+    """
+
+    def errorbar(values: Iterable[float]) -> tuple[float, float]:
+        low, high = t_errorbar(values)
+        lo, hi = clip_band(low, high, lower=lower, upper=upper)
+        return float(lo), float(hi)
+
+    return errorbar
 
 
 def log_ticks(ax: Any, values: Iterable[float], *, axis: str = "x") -> list[float]:

@@ -260,3 +260,15 @@ def test_log_ticks_label_the_values_run_and_nothing_overlaps() -> None:
     with pytest.raises(ValueError, match="positive"):
         book.log_ticks(clean, [0, 1])
     plt.close(fig)
+
+
+def test_bounded_errorbar_clips_the_t_interval_to_what_the_quantity_can_take() -> None:
+    from survey_lib.stats import t_errorbar
+
+    values = [0.1, 0.9, 0.95]  # a wide 3-seed interval, reaching past 1 and below 0
+    low, high = t_errorbar(values)
+    assert low < 0.0 and high > 1.0
+    assert book.bounded_errorbar(0.0, 1.0)(values) == (0.0, 1.0)
+    assert book.bounded_errorbar(None, 1.0)(values) == (pytest.approx(low), 1.0)
+    inside = [0.4, 0.5, 0.6]
+    assert book.bounded_errorbar(0.0, 1.0)(inside) == pytest.approx(t_errorbar(inside))

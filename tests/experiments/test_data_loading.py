@@ -115,3 +115,15 @@ def test_yosinski_transfer_loads_each_half_once_and_gives_the_same_accuracy(
     loads.clear()
     yosinski.run_cell({**params, "source": "B"}, 0)
     assert loads == ["B"]
+
+
+def test_load_split_cap_is_balanced_at_the_smallest_class() -> None:
+    """digits' train classes are unequal; a cap above the smallest gives every class that size."""
+    counts = torch.bincount(load_split("digits", "train", size=None).labels).tolist()
+    assert len(set(counts)) > 1  # the fixture this test needs: unequal classes
+    capped = load_split("digits", "train", per_class=max(counts), size=None)
+    assert torch.bincount(capped.labels).tolist() == [min(counts)] * len(counts)
+    small = load_split("digits", "train", per_class=3, seed=1, size=None)
+    again = load_split("digits", "train", per_class=3, seed=1, size=None)
+    assert torch.bincount(small.labels).tolist() == [3] * len(counts)
+    assert torch.equal(small.images, again.images)  # seeded

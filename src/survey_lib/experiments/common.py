@@ -54,8 +54,16 @@ def load_split(
     options: Mapping[str, Any] | None = None,
 ) -> ImageDataset:
     """One dataset split, restricted to ``classes`` (relabelled 0..), capped at ``per_class``
-    examples per class (a nested, seeded subset), resized to ``size`` with ``channels``
-    (``size=None``: native size and channels, for callers that subset further first)."""
+    examples per class, resized to ``size`` with ``channels`` (``size=None``: native size and
+    channels, for callers that subset further first).
+
+    The cap keeps the split balanced: every class gets the same
+    ``k = min(per_class, size of the smallest class)`` examples (a nested, seeded subset,
+    :func:`~survey_lib.data.protocols.k_per_class`), so one small class lowers every class's
+    count. That is what the offline protocols want (equal classes, a chance rate of 1/C);
+    a split whose classes are meant to stay unequal, such as Caltech-101's test set in the
+    paper profile, is read uncapped (``per_class=None``) or with the Kornblith cell's
+    ``k_rule: at_most``."""
     ds = get_dataset(name, split, **dict(options or {}))
     if classes is not None:
         ds = ds.select_classes(classes)
