@@ -13,6 +13,7 @@ import yaml
 
 from survey_lib import reproduce
 from survey_lib.experiments.verdicts import OUTCOMES
+from survey_lib.runner import read_results_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -94,7 +95,8 @@ def test_three_reproductions_at_smoke_scale(tmp_path: Path) -> None:
         assert len(verdicts) == n_claims
         assert set(verdicts.verdict) <= set(OUTCOMES)
         for grid in [p for p in out.iterdir() if (p / "runs").is_dir()]:
-            tidy = pd.read_csv(grid / "results.csv")
+            assert list(pd.read_csv(grid / "results.csv").columns) == ["run_id", "metric", "value"]
+            tidy = read_results_csv(grid)
             assert {"run_id", "seed", "metric", "value"} <= set(tidy.columns)
             assert tidy["value"].notna().all()
             prov = json.loads((grid / "provenance.json").read_text())

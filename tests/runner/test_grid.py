@@ -16,7 +16,15 @@ import pandas as pd
 import pytest
 import torch
 
-from survey_lib.runner import RunFailed, RunOutput, expand_grid, load_results, run_grid, run_id
+from survey_lib.runner import (
+    RunFailed,
+    RunOutput,
+    expand_grid,
+    load_results,
+    read_results_csv,
+    run_grid,
+    run_id,
+)
 
 from . import fns
 
@@ -59,7 +67,12 @@ def test_results_records_and_provenance(tmp_path: Path) -> None:
     assert acc[(2, 1)] == 21.0 and acc[(1, 2)] == 12.0
     folder = tmp_path / "exp"
     assert len(list((folder / "runs").glob("*.json"))) == 6
-    pd.testing.assert_frame_equal(pd.read_csv(folder / "results.csv"), df, check_dtype=False)
+    pd.testing.assert_frame_equal(read_results_csv(folder), df, check_dtype=False)
+    slim = pd.read_csv(folder / "results.csv")
+    assert list(slim.columns) == ["run_id", "metric", "value"] and len(slim) == 12
+    runs = pd.read_csv(folder / "runs.csv")
+    assert list(runs.columns) == ["run_id", "a", "tag", "seed", "code_version"]
+    assert len(runs) == 6 and runs.run_id.is_unique and set(runs.run_id) == set(df.run_id)
 
     def by_key(t: pd.DataFrame) -> pd.DataFrame:
         return t.sort_values(["run_id", "metric"]).reset_index(drop=True)
@@ -90,8 +103,11 @@ def test_finished_runs_are_skipped_and_code_version_reruns(tmp_path: Path) -> No
     auto = "auto" if torch.cuda.device_count() <= 1 else 1  # "auto": 1 process without GPUs
     run_grid("exp", _fn(calls), grid, [0], tmp_path, progress=False, code_version="v2", workers=auto)  # fmt: skip
     assert calls[-2:] == [(1, 0), (2, 0)]
-    assert len(load_results(tmp_path / "exp")) == 2 * (6 + 2)
-    assert set(load_results(tmp_path / "exp").code_version) == {"v1", "v2"}
+    # runs/ now holds the v2 grid only; the six v1 records were moved aside into stale/
+    assert len(load_results(tmp_path / "exp")) == 2 * 2
+    assert set(load_results(tmp_path / "exp").code_version) == {"v2"}
+    assert set(load_results(tmp_path / "exp" / "stale").code_version) == {"v1"}
+    assert len(load_results(tmp_path / "exp" / "stale")) == 2 * 6
 
 
 def test_failed_runs_are_recorded_apart_and_retried(tmp_path: Path) -> None:
@@ -205,6 +221,7 @@ def test_a_killed_grid_leaves_no_partial_record_and_resumes(tmp_path: Path) -> N
         == []
     )
     assert not (results / "killed" / "results.csv").exists()
+    assert not (results / "killed" / "runs.csv").exists()
     calls: list[int] = []
 
     def fn(params: dict, seed: int) -> dict:  # the script's runs, resumed in this process

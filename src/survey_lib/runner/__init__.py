@@ -10,7 +10,7 @@ from survey_lib.runner.grid import (
     run_grid,
     run_id,
 )
-from survey_lib.runner.results import CorruptRecord, load_results, tidy
+from survey_lib.runner.results import CorruptRecord, load_results, read_results_csv, tidy
 
 __all__ = [
     "CorruptRecord",
@@ -20,6 +20,7 @@ __all__ = [
     "aggregate",
     "expand_grid",
     "load_results",
+    "read_results_csv",
     "resolve_params",
     "run_grid",
     "run_id",

@@ -9,7 +9,11 @@ a hash of its resolved parameters, its seed and the code version, and writes
 * a failed run (``fn`` raised) is recorded under ``failed/<run_id>.json``, never as a result,
   and is retried on the next call;
 * a record that cannot be read (a truncated file) is moved aside into ``corrupt/``, named in a
-  warning, and its run is run again.
+  warning, and its run is run again;
+* records of runs that are not in the grid (an older code version, a removed cell) are moved
+  into ``stale/`` when the grid finishes, so ``runs/`` holds this grid's runs only; a run found
+  in ``stale/runs/`` is moved back instead of being run again (a grid that returns to an earlier
+  protocol resumes, and no record is ever deleted).
 
 Runs execute in this process (``workers=1``), in a pool of spawned local processes
 (``workers=N``; one or several per GPU) or as tasks of a Ray cluster (``executor="ray"``, see
@@ -22,7 +26,13 @@ Layout::
     <results_dir>/<name>/runs/<run_id>.json      params, seed, metrics, info, provenance
     <results_dir>/<name>/failed/<run_id>.json    params, seed, failure, provenance
     <results_dir>/<name>/corrupt/                unreadable records, moved aside
-    <results_dir>/<name>/results.csv             tidy table of this grid's runs
+    <results_dir>/<name>/stale/runs/<run_id>.json   records of runs no longer in the grid
+    <results_dir>/<name>/stale/failed/<run_id>.json failure records of such runs
+    <results_dir>/<name>/runs.csv                one row per run: run_id, params, seed,
+                                                 code_version
+    <results_dir>/<name>/results.csv             one row per run x metric: run_id, metric,
+                                                 value (read_results_csv joins the two into
+                                                 the tidy table run_grid returns)
     <results_dir>/<name>/provenance.json         git, packages, device, grid, seeds, timing
 """
 
@@ -52,11 +62,19 @@ from tqdm.auto import tqdm
 
 from survey_lib import provenance
 from survey_lib.data.registry import reset_datasets_used, used_checksum
-from survey_lib.io import atomic_write_json, atomic_write_text
-from survey_lib.runner.results import CorruptRecord, quarantine, read_record, tidy
+from survey_lib.io import atomic_write_json
+from survey_lib.runner.results import (
+    CorruptRecord,
+    quarantine,
+    read_record,
+    tidy,
+    write_results_csv,
+)
 
 #: columns of the tidy table that parameters may not use as names.
 RESERVED = ("run_id", "seed", "metric", "value", "code_version")
+#: sub-folder of an experiment holding the records of runs no longer in its grid.
+STALE = "stale"
 #: Where runs may execute, local processes (the default, no set-up) or a Ray cluster.
 EXECUTORS = ("local", "ray")
 #: environment variable choosing the executor when run_grid's ``executor`` is not given (the
@@ -427,10 +445,15 @@ def worker_slots(n_workers: int, gpus: int, cpus: int) -> tuple[list[int] | None
     return gpu_ids, max(1, cpus // max(1, n_workers))
 
 
-def _finished(folder: Path, rid: str, name: str, moved: list[str]) -> bool:
+def _finished(
+    folder: Path, rid: str, name: str, moved: list[str], restored: list[str] | None = None
+) -> bool:
     """Whether run ``rid`` has a complete record. An unreadable ``runs/`` or ``failed/`` record
     is moved into ``corrupt/`` with a warning naming it (and appended to ``moved``); the run
-    then counts as not finished and runs again."""
+    then counts as not finished and runs again. A run with no record in ``runs/`` but a
+    readable one in ``stale/runs/`` (see :func:`_move_stale`) has it moved back (its id
+    appended to ``restored``, its ``failed/`` record removed as a finished run's is) and counts
+    as finished; an unreadable one there is left, named in a warning, and the run runs again."""
     for sub, need in (("runs", "metrics"), ("failed", "failure")):
         path = folder / sub / f"{rid}.json"
         if not path.exists():
@@ -444,7 +467,37 @@ def _finished(folder: Path, rid: str, name: str, moved: list[str]) -> bool:
             continue
         if sub == "runs":
             return True
-    return False
+    stale = folder / STALE / "runs" / f"{rid}.json"
+    if not stale.exists():
+        return False
+    try:
+        read_record(stale)
+    except CorruptRecord as exc:
+        warnings.warn(f"{name}: {exc}; not restored; the run is run again", stacklevel=3)
+        return False
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    os.replace(stale, folder / "runs" / stale.name)
+    (folder / "failed" / stale.name).unlink(missing_ok=True)
+    if restored is not None:
+        restored.append(rid)
+    return True
+
+
+def _move_stale(folder: Path, ids: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Move every ``runs/*.json`` and ``failed/*.json`` record whose run id is not in ``ids``
+    into ``stale/runs/`` and ``stale/failed/`` (same file name, by rename, so nothing is lost
+    and :func:`_finished` can move a record back). Returns the ids moved, per sub-folder."""
+    moved: dict[str, list[str]] = {}
+    for sub in ("runs", "failed"):
+        moved[sub] = []
+        for path in sorted((folder / sub).glob("*.json")):
+            if path.stem in ids:
+                continue
+            dest = folder / STALE / sub / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            moved[sub].append(path.stem)
+    return moved
 
 
 def _batch_units(
@@ -546,7 +599,9 @@ def run_grid(
             workers do it at once.
 
     Returns:
-        The tidy table (see :func:`load_results`) of this grid's finished runs.
+        The tidy table (see :func:`load_results`) of this grid's finished runs; the same
+        table is written as ``runs.csv`` + ``results.csv`` (read it back with
+        :func:`survey_lib.runner.results.read_results_csv`).
         ``df.attrs["failed"]`` lists the runs that failed in this call (also warned about).
     """
     if not name or Path(name).name != name:
@@ -567,13 +622,14 @@ def run_grid(
     tasks: list[_Task] = []
     ids: dict[str, None] = {}  # ordered set: the same cell listed twice runs once
     moved: list[str] = []
+    restored: list[str] = []
     for params in cells:
         for seed in seeds:
             rid = run_id(params, int(seed), code, batch_runs)
             if rid in ids:
                 continue
             ids[rid] = None
-            if not _finished(folder, rid, name, moved):
+            if not _finished(folder, rid, name, moved, restored):
                 task = _Task(fn, name, str(folder), rid, params, int(seed), code, dataset_checksum)
                 tasks.append(dataclasses.replace(task, executor=executor))
     (folder / "runs").mkdir(parents=True, exist_ok=True)
@@ -631,6 +687,7 @@ def run_grid(
         for s in summaries
         if s["status"] != "ok"
     ]
+    stale = _move_stale(folder, ids)
     records = [
         read_record(folder / "runs" / f"{rid}.json")
         for rid in ids
@@ -643,7 +700,7 @@ def run_grid(
         for part in str(r.get("provenance", {}).get("dataset_checksum") or "").split(";")
         if part
     }
-    atomic_write_text(folder / "results.csv", df.to_csv(index=False))
+    write_results_csv(folder, df)
     atomic_write_json(
         folder / "provenance.json",
         {
@@ -658,6 +715,12 @@ def run_grid(
             "runs_finished": int(df["run_id"].nunique()) if len(df) else 0,
             "runs_failed": [f["run_id"] for f in failed],
             "records_moved_to_corrupt": moved,
+            "records_moved_to_stale": {
+                "count": len(stale["runs"]),
+                "run_ids": stale["runs"],
+                "failed_run_ids": stale["failed"],
+            },
+            "records_restored_from_stale": {"count": len(restored), "run_ids": restored},
             "workers": n_workers,
             "executor": executor,
             "cluster": cluster if units else None,
