@@ -131,13 +131,16 @@ def load_results(name: str, root: str | os.PathLike[str] | None = None) -> pd.Da
 
     An experiment folder ``<root>/<name>`` holds one or more grids written by
     :func:`survey_lib.runner.run_grid`: either ``runs/`` directly or sub-folders
-    ``<grid>/runs/``. Each is read with :func:`survey_lib.runner.results.load_results`; the
+    ``<grid>/runs/`` (``stale/`` and ``corrupt/`` folders are skipped). Each is read with :func:`survey_lib.runner.results.load_results`; the
     tables are stacked with a ``grid`` column naming the sub-folder (``""`` for the top level).
     The table is long-form: one row per run × metric with ``run_id``, the grid parameters,
     ``seed``, ``metric`` and ``value``. Without ``root`` the folder is :func:`experiment_dir`.
     """
     folder = Path(root) / name if root is not None else experiment_dir(name)
-    grids = sorted(p.parent for p in folder.glob("**/runs") if p.is_dir())
+    grids = sorted(
+        p.parent for p in folder.glob("**/runs")
+        if p.is_dir() and not {"stale", "corrupt"} & set(p.relative_to(folder).parts[:-1])
+    )  # records moved aside (survey_lib.runner.grid) are no grid's results
     if not grids:
         return None
     from survey_lib.runner.results import load_results as _load

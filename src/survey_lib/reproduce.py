@@ -380,6 +380,20 @@ def _seed_from_protocol(out_dir: Path, base_dir: Path) -> int:
     return copied
 
 
+def _precision_for_this_machine(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The protocol with ``amp_bf16: true`` turned off where this machine would compute it in
+    fp32 (:func:`survey_lib.train.precision.protocol_for_device`), saying so: the runs then get
+    their own ids instead of passing as the committed bf16 runs."""
+    from survey_lib.experiments.common import default_device
+    from survey_lib.train.precision import protocol_for_device
+
+    out, changed = protocol_for_device(params, default_device())
+    if changed:
+        print(f"{name}: this machine has no native bf16, so {', '.join(changed)} -> false "
+              "(fp32; these runs differ from the committed bf16 runs)", flush=True)
+    return out
+
+
 def run_notebook(
     name: str,
     scale: str,
@@ -416,6 +430,7 @@ def run_notebook(
                 f"{name}: key(s) {', '.join(unread)} of the protocol are read by no cell; "
                 "remove them (see the notebook's schema in survey_lib.experiments.validate)"
             )
+        params = _precision_for_this_machine(name, params)
         protocol = ResolvedProtocol(params, protocol.files, protocol.changes)
         print(format_protocol(name, protocol), flush=True)
         cwd = notebooks_dir.parent.resolve()

@@ -272,3 +272,16 @@ def test_bounded_errorbar_clips_the_t_interval_to_what_the_quantity_can_take() -
     assert book.bounded_errorbar(None, 1.0)(values) == (pytest.approx(low), 1.0)
     inside = [0.4, 0.5, 0.6]
     assert book.bounded_errorbar(0.0, 1.0)(inside) == pytest.approx(t_errorbar(inside))
+
+
+def test_load_results_skips_records_moved_aside(tmp_path: Path) -> None:
+    from survey_lib.runner import run_grid
+
+    def fn(params, seed):
+        return {"acc": params["x"] + seed}
+
+    run_grid("g", fn, [{"x": 1}, {"x": 2}], [0], tmp_path / "exp", progress=False, code_version="v")
+    run_grid("g", fn, [{"x": 2}], [0], tmp_path / "exp", progress=False, code_version="v")
+    assert (tmp_path / "exp" / "g" / "stale" / "runs").is_dir()  # x=1 was moved aside
+    table = book.load_results("exp", root=tmp_path)
+    assert set(table["grid"]) == {"g"} and list(table["x"]) == [2]

@@ -70,6 +70,7 @@ from survey_lib.runner.results import (
     tidy,
     write_results_csv,
 )
+from survey_lib.train.precision import precisions_used, reset_precisions_used
 
 #: columns of the tidy table that parameters may not use as names.
 RESERVED = ("run_id", "seed", "metric", "value", "code_version")
@@ -210,6 +211,7 @@ def _execute(task: _Task, write: bool = True) -> dict[str, Any]:
     info: dict[str, Any] = {}
     checksum, failure = task.dataset_checksum, None
     reset_datasets_used()  # the data layer records the splits this run loads
+    reset_precisions_used()  # and the engine the precision it computes in
     try:
         out = task.fn(dict(task.params), task.seed)
         if isinstance(out, RunOutput):
@@ -238,6 +240,7 @@ def _execute(task: _Task, write: bool = True) -> dict[str, Any]:
             "seed": task.seed,
             "params": task.params,
             "dataset_checksum": checksum,
+            "precision": precisions_used(),
             "started": started,
             "finished": provenance.now_iso(),
             "wall_seconds": time.perf_counter() - t0,
@@ -710,6 +713,10 @@ def run_grid(
             "grid": cells,
             "seeds": [int(s) for s in seeds],
             "dataset_checksum": dataset_checksum or (";".join(sorted(used)) or None),
+            "precision": "+".join(sorted({  # what this grid's runs computed in
+                part for r in records
+                for part in str(r.get("provenance", {}).get("precision") or "").split("+") if part
+            })) or None,
             "runs_total": len(ids),
             "runs_executed": len(tasks),
             "runs_finished": int(df["run_id"].nunique()) if len(df) else 0,

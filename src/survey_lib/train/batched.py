@@ -85,7 +85,7 @@ from survey_lib.train.engine import (
 )
 from survey_lib.train.evaluate import autocast, normalizer, to_input
 from survey_lib.train.optim import num_units
-from survey_lib.train.precision import resolve_precision
+from survey_lib.train.precision import note_precision, resolve_precision
 from survey_lib.train.schedule import lr_factor
 from survey_lib.train.wide import (
     check_widened,
@@ -243,6 +243,7 @@ def _fit_wide(models, trains, vals, configs, penalties, progress) -> list[FitRes
         _check_model(model, config)
     device = torch.device(c0.device)
     precision = resolve_precision(device, c0.amp_bf16)
+    note_precision(precision)
     amp, chl = precision == "bf16", c0.channels_last
     n, bs = len(trains[0]), c0.batch_size
     steps_per_epoch = n // bs if c0.drop_last else math.ceil(n / bs)

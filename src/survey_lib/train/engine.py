@@ -70,7 +70,7 @@ from survey_lib.train.config import TrainConfig
 from survey_lib.train.context import StepContext
 from survey_lib.train.evaluate import autocast, eval_logits, eval_metrics, normalizer, to_input
 from survey_lib.train.optim import num_units, param_groups
-from survey_lib.train.precision import resolve_precision
+from survey_lib.train.precision import note_precision, resolve_precision
 from survey_lib.train.schedule import lr_factor
 
 #: steps between reads of the on-device non-finite flag on CUDA.
@@ -227,6 +227,7 @@ def fit(
     device = torch.device(config.device)
     cuda = device.type == "cuda"
     precision = resolve_precision(device, config.amp_bf16)
+    note_precision(precision)
     amp, chl = precision == "bf16", config.channels_last
     n = len(train)
     bs = config.batch_size

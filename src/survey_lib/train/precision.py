@@ -18,12 +18,21 @@ BFLOAT16 for Deep Learning Training", 2019, https://arxiv.org/abs/1905.12322).
 The precision actually used is ``"bf16"`` or ``"fp32"`` (:func:`resolve_precision`); a run's
 record keeps it (``FitResult.precision``), and a protocol that wants bf16 says so in its
 ``train`` mapping (``amp_bf16: true``), which makes it part of the run's identity.
+
+Which precision a run actually computed in is recorded twice: ``FitResult.precision`` for one
+``fit``, and, for a grid run, ``provenance.precision`` of its record (the runner resets
+:func:`reset_precisions_used` before the run and reads :func:`precisions_used` after it;
+``fit`` and evaluation call :func:`note_precision`). On a machine where a protocol's
+``amp_bf16: true`` would compute in fp32, :func:`protocol_for_device` rewrites it to ``false``
+before the runs are named, so a bf16 run and its fp32 fallback never share a run id.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -73,3 +82,54 @@ def resolve_precision(device: str | torch.device, amp_bf16: bool | None) -> str:
     if kind == "cpu" and amp_bf16 is True and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+_USED: set[str] = set()
+
+
+def note_precision(precision: str) -> None:
+    """Record that this process computed something in ``precision`` (``"bf16"``/``"fp32"``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    _USED.add(precision)
+
+
+def reset_precisions_used() -> None:
+    """Forget what :func:`note_precision` recorded (the runner calls it before each run)."""
+    _USED.clear()
+
+
+def precisions_used() -> str | None:
+    """What was computed since the last reset: ``"bf16"``, ``"fp32"``, ``"bf16+fp32"`` (e.g. a
+    bf16 fine-tuning evaluated by an fp32 linear probe), or ``None`` (no training or evaluation
+    through the engine, e.g. a cell that only read a cached result)."""
+    return "+".join(sorted(_USED)) or None
+
+
+def protocol_for_device(protocol: Any, device: str | torch.device) -> tuple[Any, list[str]]:
+    """``protocol`` with every ``amp_bf16: true`` that ``device`` would compute in fp32 set to
+    ``false`` (nested mappings and lists are searched), and the paths changed (``train.amp_bf16``).
+
+    The engine falls back to fp32 on a CPU without native bf16 (:func:`resolve_precision`); doing
+    that in the protocol instead, before run ids are computed from it, keeps "bf16 and fp32 runs
+    are different runs" true on every machine (issue 13).
+    """
+    changed: list[str] = []
+    bf16 = resolve_precision(device, True) == "bf16"
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, Mapping):
+            out = {}
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                if key == "amp_bf16" and value is True and not bf16:
+                    out[key] = False
+                    changed.append(where)
+                else:
+                    out[key] = walk(value, where)
+            return out
+        if isinstance(node, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return node
+
+    return walk(protocol, ""), changed
