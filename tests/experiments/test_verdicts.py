@@ -219,3 +219,23 @@ def test_migrate_status_and_read_old_tables(tmp_path) -> None:
     back = read_verdicts(tmp_path / "new.csv")
     assert list(back.fragile) == [False, None]
     assert np.allclose(back["mean"], new["mean"])
+
+
+def test_compare_verdicts_claim_by_claim() -> None:
+    from survey_lib.experiments.verdicts import compare_verdicts
+
+    fp32 = verdict_table([_eff([4.9, 5.0, 5.1, 5.2]), _eff([1.0, 2.0, 3.0])])
+    fp32["claim"] = ["1. first", "2. second"]
+    bf16 = fp32.copy()
+    bf16.loc[0, ["mean", "ci_low", "ci_high"]] = [5.1, 4.8, 5.3]  # inside, same verdict
+    bf16.loc[1, ["mean", "ci_low", "ci_high", "verdict"]] = [9.0, 8.0, 10.0, "reversed"]
+    out = compare_verdicts(fp32, bf16, ("fp32", "bf16"))
+    assert list(out["claim"]) == ["1. first", "2. second"]
+    assert list(out["inside_both"]) == [True, False]
+    assert list(out["same_verdict"]) == [True, False]
+    assert out.loc[0, "difference"] == pytest.approx(5.1 - 5.05)
+    assert out.loc[1, "verdict_bf16"] == "reversed"
+    with pytest.raises(ValueError, match="labels must differ"):
+        compare_verdicts(fp32, bf16, ("x", "x"))
+    with pytest.raises(ValueError, match="claims must be unique"):
+        compare_verdicts(pd.concat([fp32, fp32]), bf16)

@@ -702,6 +702,57 @@ def read_verdicts(path: str | PathLike[str]) -> pd.DataFrame:
     return normalise_verdicts(pd.read_csv(path), str(path))[COLUMNS]
 
 
+def compare_verdicts(
+    first: pd.DataFrame, second: pd.DataFrame, labels: tuple[str, str] = ("a", "b")
+) -> pd.DataFrame:
+    """Two verdict tables of the same claims (e.g. one protocol run in fp32 and in bf16 on the
+    same seeds), claim by claim: each side's verdict, mean and interval, whether the verdicts
+    agree, and whether each mean lies inside the other side's 95 % interval.
+
+    "Numbers within their intervals" is the test issue 13 sets for a change that should not
+    move any result (a precision, an engine rewrite): with the same seeds the two estimates
+    differ only by the change, so each mean should fall inside the other's t-interval.
+
+    Args:
+        first, second: verdict tables (either format; :func:`normalise_verdicts`).
+        labels: suffixes of the two sides' columns.
+
+    Returns:
+        One row per claim in either table: ``claim``, ``verdict_<l>``, ``mean_<l>``,
+        ``ci_low_<l>``, ``ci_high_<l>``, ``n_<l>`` for both labels, ``same_verdict``,
+        ``inside_both`` (each mean within the other's interval; False when either is missing)
+        and ``difference`` (second mean minus first).
+
+    Raises:
+        ValueError: the labels are equal, a table is no verdict table, or a claim repeats.
+    """
+    a, b = labels
+    if a == b:
+        raise ValueError(f"labels must differ, got {labels!r}")
+    cols = ["claim", "verdict", "mean", "ci_low", "ci_high", "n"]
+    left = normalise_verdicts(first, f"{a} table")[cols]
+    right = normalise_verdicts(second, f"{b} table")[cols]
+    for side, table in ((a, left), (b, right)):
+        if table["claim"].duplicated().any():
+            raise ValueError(f"{side} table: claims must be unique, repeated: "
+                             f"{sorted(set(table['claim'][table['claim'].duplicated()]))}")
+    out = left.merge(right, on="claim", how="outer", suffixes=(f"_{a}", f"_{b}"), sort=False)
+
+    def inside(mean: float, low: float, high: float) -> bool:
+        return bool(np.isfinite([mean, low, high]).all() and low <= mean <= high)
+
+    out["same_verdict"] = out[f"verdict_{a}"] == out[f"verdict_{b}"]
+    out["inside_both"] = [
+        inside(ma, lb, hb) and inside(mb, la, ha)
+        for ma, la, ha, mb, lb, hb in zip(
+            out[f"mean_{a}"], out[f"ci_low_{a}"], out[f"ci_high_{a}"],
+            out[f"mean_{b}"], out[f"ci_low_{b}"], out[f"ci_high_{b}"],
+        )
+    ]
+    out["difference"] = out[f"mean_{b}"] - out[f"mean_{a}"]
+    return out
+
+
 def verdict_view(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader needs, for a notebook page: claim, verdict, the bound in words,
     the fragile flag, spread, minimum detectable effect, seeds needed and the SESOI rule."""

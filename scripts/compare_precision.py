@@ -1,0 +1,76 @@
+"""fp32 against bf16 on the same seeds: do the three reproductions' verdicts change? (issue 13)
+
+The cpu protocols of the three reproductions switched to bf16 autocast only after this check
+(the switch, with nothing else changed, is in notebooks/params/<notebook>/cpu.yaml). The fp32
+results they replace were copied to ``results/cpu-fp32/<notebook>/`` before the bf16 run; this
+script compares every verdict table there with the one in ``results/cpu/<notebook>/``
+(:func:`survey_lib.experiments.verdicts.compare_verdicts`: same verdict? each mean inside the
+other's 95 % t-interval?), prints the table and the notebooks' wall times, and writes
+``results/cpu/precision_comparison.csv``.
+
+    python scripts/compare_precision.py [--fp32 results/cpu-fp32] [--bf16 results/cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from survey_lib.experiments.verdicts import compare_verdicts
+from survey_lib.io import atomic_write_text
+
+NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
+
+
+def compare(fp32_root: Path, bf16_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The claim-by-claim comparison of every verdict table, and the notebooks' wall times."""
+    rows, times = [], []
+    for name in NOTEBOOKS:
+        tables = sorted((fp32_root / name).glob("verdicts*.csv"))
+        if not tables:
+            raise FileNotFoundError(f"no fp32 verdict tables in {fp32_root / name}")
+        for fp32_path in tables:
+            bf16_path = bf16_root / name / fp32_path.name
+            if not bf16_path.is_file():
+                raise FileNotFoundError(f"{bf16_path} missing: run make reproduce SCALE=cpu first")
+            table = compare_verdicts(pd.read_csv(fp32_path), pd.read_csv(bf16_path),
+                                     ("fp32", "bf16"))
+            rows.append(table.assign(notebook=name, table=fp32_path.name))
+        seconds = {}
+        for label, root in (("fp32", fp32_root), ("bf16", bf16_root)):
+            driver = json.loads((root / name / "driver.json").read_text())
+            seconds[f"seconds_{label}"] = float(driver["seconds"])
+        times.append({"notebook": name, **seconds,
+                      "speed_up": seconds["seconds_fp32"] / seconds["seconds_bf16"]})
+    out = pd.concat(rows, ignore_index=True)
+    first = ["notebook", "table", "claim"]
+    return out[first + [c for c in out.columns if c not in first]], pd.DataFrame(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fp32", type=Path, default=Path("results/cpu-fp32"))
+    parser.add_argument("--bf16", type=Path, default=Path("results/cpu"))
+    parser.add_argument("--out", type=Path, default=Path("results/cpu/precision_comparison.csv"))
+    args = parser.parse_args(argv)
+    table, times = compare(args.fp32, args.bf16)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    shown = table[["notebook", "table", "claim", "verdict_fp32", "verdict_bf16", "mean_fp32",
+                   "mean_bf16", "same_verdict", "inside_both"]].copy()
+    shown["claim"] = shown["claim"].str.slice(0, 40)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(shown.round(3).to_string(index=False))
+        print()
+        print(times.round(2).to_string(index=False))
+    same, inside, n = int(table["same_verdict"].sum()), int(table["inside_both"].sum()), len(table)
+    print(f"\nsame verdict: {same} of {n} claims; each mean inside the other's interval: "
+          f"{inside} of {n}; written {args.out}")
+    return 0 if same == n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
