@@ -178,9 +178,10 @@ def test_kornblith_marks_follow_each_targets_metric() -> None:
     assert unread_keys("kornblith_gains_vs_size", params) == []
     [(_, marked)] = number_marks("kornblith_gains_vs_size", params, facts)
     ours = marked[marked["dataset"].isin(["Caltech-101", "Oxford-IIIT Pets", "Oxford 102 Flowers",
-                                          "FGVC Aircraft", "DTD"])]
+                                          "FGVC Aircraft", "Describable Textures"])]
     assert len(ours) == 15 and (ours["comparability"] != "not comparable").all()
-    assert set(ours.loc[ours["dataset"] != "DTD", "metric"]) == {"mean_per_class_acc"}
+    assert set(ours.loc[ours["dataset"] != "Describable Textures", "metric"]) == {
+        "mean_per_class_acc"}
     [row] = [r for r in rows("kornblith_gains_vs_size", params, facts) if r["aspect"] == "metric"]
     assert row["deviation"] == "none"
 
