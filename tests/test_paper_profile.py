@@ -168,6 +168,45 @@ def test_kornblith_cells_run_on_given_weights(paper_fixture) -> None:
         assert 0.0 <= out.metrics["test_acc"] <= 1.0
 
 
+def test_kornblith_paper_cells_record_mean_per_class_accuracy(paper_fixture) -> None:
+    """A cell built from the resolved paper preset's target (its published metric named) on
+    the fixture files records mean per-class accuracy beside top-1 for every method; on the
+    fixture's balanced test set (one image per class) the two are equal."""
+    from survey_lib.experiments import kornblith
+    from survey_lib.reproduce import load_params
+
+    tmp_path, options, source = paper_fixture
+    preset = load_params("kornblith_gains_vs_size", "published", "paper", ROOT / "notebooks")
+    assert [t["metric"] for t in preset["targets"]] == [
+        "test_acc_mean_per_class", "test_acc_mean_per_class", "test_acc_mean_per_class",
+        "test_acc", "test_acc_mean_per_class"]
+    paper_target = preset["targets"][0]
+    target = {**{k: v for k, v in paper_target.items() if k not in ("rank", "max_k", "metric")},
+              "dataset": "cifar100", "options": options, "test_per_class": 1}
+    spec = {"steps": 1, "train": {**preset["finetune"]["train"], "batch_size": 64}}
+    for method in kornblith.METHODS:
+        out = kornblith.run_cell({"target": target, "k": 2, "method": method, "source": source,
+                                  "finetune": spec, "scratch": spec, "val_fraction": 0.5,
+                                  "probe": {"max_iter": 20},
+                                  "checkpoint_dir": str(tmp_path / "ckpt")}, 0)
+        mpc = out.metrics[kornblith.target_metric(paper_target)]
+        assert mpc == out.metrics["test_acc_mean_per_class"]
+        assert mpc == pytest.approx(out.metrics["test_acc"])
+
+
+def test_kornblith_target_metric_is_validated() -> None:
+    from survey_lib.experiments import kornblith
+    from survey_lib.experiments.validate import parameter_problems
+
+    with pytest.raises(ValueError, match="valid: test_acc, test_acc_mean_per_class"):
+        kornblith.target_metric({"name": "dtd", "metric": "top1"})
+    assert kornblith.target_metric({"name": "dtd"}) == "test_acc"
+    params = _paper_params("kornblith_gains_vs_size")
+    params["targets"][0]["metric"] = "mean_per_class_acc"
+    problems = parameter_problems("kornblith_gains_vs_size", params)
+    assert any("targets[0].metric" in p and "test_acc_mean_per_class" in p for p in problems)
+
+
 L2SP_METHODS = {
     "L2": {"regularizer": "l2", "alpha": 0.0005},
     "L2-SP": {"regularizer": "l2_sp", "alpha": 0.1, "beta": 0.01},
@@ -194,6 +233,36 @@ def test_l2sp_cells_run_on_given_weights(paper_fixture, method: str) -> None:
                              "target": target, "rate": 1.0, "checkpoint_dir": str(tmp_path / "ckpt"),
                              "train": {"epochs": 1, "lr": 0.01, "batch_size": 64,
                                        "weight_decay": 0.0, "augment": "none"}}, 0)
+    assert 0.0 <= out.metrics["test_acc"] <= 1.0
+
+
+def test_l2sp_paper_preset_trains_with_random_resized_crop(paper_fixture, monkeypatch) -> None:
+    """The resolved paper-published L2-SP protocol's train mapping reaches the engine: its
+    batches go through rrc_flip (TLlib's RandomResizedCrop + flip)."""
+    from survey_lib.experiments import l2sp_bss
+    from survey_lib.reproduce import load_params
+    from survey_lib.train import engine
+
+    preset = load_params("l2sp_vs_bss", "published", "paper", ROOT / "notebooks")
+    assert preset["train"]["augment"] == "rrc_flip"
+    modes: list[str] = []
+    real = engine.augment_batch
+
+    def spy(images, mode, **kwargs):
+        modes.append(mode)
+        out = real(images, mode, **kwargs)
+        assert out.shape == images.shape and out.dtype == images.dtype
+        return out
+
+    monkeypatch.setattr(engine, "augment_batch", spy)
+    tmp_path, options, source = paper_fixture
+    target = {"name": "cifar100", "dataset": "cifar100", "options": options, "channels": 3,
+              "pool_per_class": 2, "test_per_class": 1}
+    train = {k: v for k, v in preset["train"].items() if k != "lr_multipliers"}
+    out = l2sp_bss.run_cell({"source": source, "method": "L2", "spec": preset["methods"]["L2"],
+                             "target": target, "rate": 1.0, "iterations": 1,
+                             "checkpoint_dir": str(tmp_path / "ckpt"), "train": train}, 0)
+    assert modes and set(modes) == {"rrc_flip"}
     assert 0.0 <= out.metrics["test_acc"] <= 1.0
 
 

@@ -167,3 +167,47 @@ def test_explain_cli_prints_one_table_per_notebook(capsys) -> None:
     for name in reproduce.PUBLISHED_NOTEBOOKS:
         assert f"## {name} (profile paper, scale published)" in out
     assert "| aspect | published (source) | ours | deviation and expected effect |" in out
+
+
+def test_kornblith_marks_follow_each_targets_metric() -> None:
+    """The simclr2020 rows published as mean per-class accuracy are set beside ours because the
+    paper preset compares those targets in test_acc_mean_per_class; switch one target back to
+    top-1 and only its rows become not comparable, for that reason."""
+    facts = load_facts()
+    params = reproduce.load_params("kornblith_gains_vs_size", "published", "paper", NB)
+    assert unread_keys("kornblith_gains_vs_size", params) == []
+    [(_, marked)] = number_marks("kornblith_gains_vs_size", params, facts)
+    ours = marked[marked["dataset"].isin(["Caltech-101", "Oxford-IIIT Pets", "Oxford 102 Flowers",
+                                          "FGVC Aircraft", "Describable Textures"])]
+    assert len(ours) == 15 and (ours["comparability"] != "not comparable").all()
+    assert set(ours.loc[ours["dataset"] != "Describable Textures", "metric"]) == {
+        "mean_per_class_acc"}
+    [row] = [r for r in rows("kornblith_gains_vs_size", params, facts) if r["aspect"] == "metric"]
+    assert row["deviation"] == "none"
+
+    top1 = copy.deepcopy(params)
+    top1["targets"][0]["metric"] = "test_acc"  # Caltech-101 compared in top-1
+    [(_, marked)] = number_marks("kornblith_gains_vs_size", top1, facts)
+    far = marked[marked["comparability"] == "not comparable"]
+    assert set(far.loc[far["why"].str.contains("ours top1"), "dataset"]) == {
+        "Caltech-101", "PASCAL VOC 2007"}
+    assert "published mean_per_class_acc, ours top1" in set(
+        far.loc[far["dataset"] == "Caltech-101", "why"])
+    [row] = [r for r in rows("kornblith_gains_vs_size", top1, facts) if r["aspect"] == "metric"]
+    assert row["deviation"].startswith("yes")
+
+    unset = copy.deepcopy(params)
+    for t in unset["targets"]:
+        t.pop("metric")  # no per-target metric: top-1 (metric_default), as the offline presets
+    assert lookup(unset, "targets.*.metric") == [None] * 5
+    [(_, marked)] = number_marks("kornblith_gains_vs_size", unset, facts)
+    mpc = marked[marked["metric"] == "mean_per_class_acc"]
+    assert (mpc["comparability"] == "not comparable").all()
+
+
+def test_l2sp_paper_augmentation_is_the_published_one() -> None:
+    facts = load_facts()
+    params = reproduce.load_params("l2sp_vs_bss", "published", "paper", NB)
+    table = {r["aspect"]: r for r in rows("l2sp_vs_bss", params, facts)}
+    assert table["augmentation"]["deviation"] == "none"
+    assert table["crop input"]["deviation"].startswith("yes: crops never reach the margins")

@@ -17,8 +17,13 @@ Each row is then marked, from the resolved protocol and the protocol table's asp
    dotted path lists what runs: ``*`` walks every item of a list or mapping; a list gives its
    items, a mapping its keys; ``names`` translates published names to ours and dataset names
    go through the data cards' names and aliases; ``also`` adds values that always run), or
-   when the row's ``metric`` is not one we report (an error is the same quantity as its
-   accuracy: ``top1_error`` is :math:`100 - \\text{top1}`);
+   when the row's ``metric`` is not the one we compare it with (an error is the same quantity
+   as its accuracy: ``top1_error`` is :math:`100 - \\text{top1}`). Ours is ``ours.metric``
+   (a list), or, with ``ours.metric_key`` (a dotted path into the protocol, e.g.
+   ``targets.*.metric``), the protocol's value there for the row's item (the item its ``*``
+   match took), translated by ``ours.metrics`` (e.g. ``test_acc_mean_per_class:
+   mean_per_class_acc``); where the protocol sets none, ``ours.metric_default`` (translated
+   the same way) or else ``ours.metric``;
 2. **same quantity, different protocol** when an aspect of the protocol table that concerns
    the row deviates (an aspect whose key passes through one item of a ``*`` path, e.g.
    ``targets.2.train_split``, concerns only the rows of that item; the ``metric`` aspect is
@@ -142,7 +147,8 @@ def mark(
         deviating: ``(aspect, key or None)`` of every deviating aspect of the protocol table.
     """
     match, names, also = spec.get("match", {}), spec.get("names", {}), spec.get("also", {})
-    ours_metrics = [str(m) for m in spec.get("ours", {}).get("metric", ["top1"])]
+    ours = spec.get("ours", {})
+    default_metrics = [str(m) for m in ours.get("metric", ["top1"])]
     selection = _ours_selection(spec, params)
     runs = {col: run_values(params, path) for col, path in match.items()}
     scopes = spec.get("scopes", {})
@@ -157,6 +163,7 @@ def mark(
                 missing.append(f"{col} {row[col]} not run here")
             taken[match[col]] = ({i for i, _ in hits}, {str(v) for _, v in hits})
         metric = str(row.get("metric", ""))
+        ours_metrics = _row_metrics(ours, params, taken) or default_metrics
         if SAME_QUANTITY.get(metric, metric) not in [SAME_QUANTITY.get(m, m) for m in ours_metrics]:
             missing.append(f"published {metric}, ours {' / '.join(ours_metrics)}")
         if missing:
@@ -173,6 +180,29 @@ def mark(
         marks.append(COMPARABILITY[1] if differ else COMPARABILITY[0])
         whys.append("; ".join(differ))
     return table.assign(comparability=marks, why=whys)
+
+
+def _row_metrics(
+    ours: Mapping[str, Any],
+    params: Mapping[str, Any],
+    taken: Mapping[str, tuple[set[str | None], set[str]]],
+) -> list[str]:
+    """The published metric labels the protocol compares a row with: the values at
+    ``ours.metric_key`` (only the items that the row's ``*`` match path with the same prefix
+    took), translated by ``ours.metrics``; empty when there is no key or no value there."""
+    key = ours.get("metric_key")
+    if not key:
+        return []
+    found = _walk(params, str(key).split("."))
+    if "*" in str(key):
+        prefix = str(key).split(".*")[0] + ".*"
+        items = [its for path, (its, _) in taken.items() if path.startswith(prefix)]
+        if items:
+            found = [(i, v) for i, v in found if i in items[0]]
+    names = ours.get("metrics", {})
+    if not found and "metric_default" in ours:
+        found = [(None, ours["metric_default"])]
+    return list(dict.fromkeys(str(names.get(str(v), v)) for _, v in found))
 
 
 def _concerns(key: str | None, taken: Mapping[str, tuple[set[str | None], set[str]]]) -> bool:

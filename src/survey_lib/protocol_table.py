@@ -60,10 +60,17 @@ def load_facts(path: Path = FACTS) -> dict[str, Any]:
 
 
 def lookup(params: Any, key: str) -> Any:
-    """The value at dotted path ``key`` (list items by index: ``targets.4.train_split``), or
-    the module's missing marker."""
+    """The value at dotted path ``key`` (list items by index: ``targets.4.train_split``; ``*``
+    gives the list of the value in every item, ``None`` where an item has none:
+    ``targets.*.metric``), or the module's missing marker."""
     node = params
-    for part in key.split("."):
+    parts = key.split(".")
+    for n, part in enumerate(parts):
+        if part == "*" and isinstance(node, (list, Mapping)):
+            items = node.values() if isinstance(node, Mapping) else node
+            rest = ".".join(parts[n + 1:])
+            values = [lookup(item, rest) if rest else item for item in items]
+            return [None if v is _MISSING else v for v in values]
         if isinstance(node, Mapping) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):

@@ -80,6 +80,8 @@ def _fake_training(monkeypatch, val_scores: dict, fail: set = frozenset()) -> li
 
     monkeypatch.setattr(kornblith, "_train_method", train_method)
     monkeypatch.setattr(kornblith, "test_accuracy", score)
+    monkeypatch.setattr(kornblith, "test_metrics", lambda model, data, config: {
+        "test_acc": score(model, data, config), "test_acc_mean_per_class": 0.25})
     monkeypatch.setattr(kornblith, "checkpoint_info", lambda model: {"checkpoints": {}})
     return calls
 
@@ -100,8 +102,8 @@ def test_grid_searches_on_the_train_part_then_refits_the_best(tmp_path, monkeypa
     assert [c["key"] for c in search] == list(scores) and {c["steps"] for c in search} == {3}
     assert refit["steps"] == 7 and refit["key"] == (0.1, 1e-4)  # the first of the tied best
     assert {c["seed"] for c in calls} == {2}
-    assert out.metrics == {"test_acc": 0.5, "best_lr": 0.1, "best_weight_decay": 1e-4,
-                           "best_val_acc": 0.6, "grid_failed": 0.0}
+    assert out.metrics == {"test_acc": 0.5, "test_acc_mean_per_class": 0.25, "best_lr": 0.1,
+                           "best_weight_decay": 1e-4, "best_val_acc": 0.6, "grid_failed": 0.0}
 
 
 def test_diverged_configurations_lose_and_all_diverged_fails(tmp_path, monkeypatch) -> None:
@@ -135,14 +137,16 @@ def _scratch_before_grids(params: dict, seed: int) -> float:
     model = new_model(source["model"], train.num_classes, int(source.get("channels", 1)), seed)
     config = train_config({**spec["train"], "epochs": epochs}, seed, stats)
     fit_or_fail(model, train, None, config)
-    return common.test_accuracy(model, test, config)
+    return common.test_metrics(model, test, config)
 
 
 def test_without_a_grid_runs_are_as_before_and_a_grid_refit_is_such_a_run(tmp_path) -> None:
     spec = {"steps": 3, "train": TRAIN}
     params = _params("scratch", spec, tmp_path, k=4)
     plain = kornblith.run_cell(params, seed=1)
-    assert plain.metrics == {"test_acc": _scratch_before_grids(params, 1)}
+    # as before, plus the mean per-class accuracy of the same predictions
+    assert plain.metrics == _scratch_before_grids(params, 1)
+    assert set(plain.metrics) == {"test_acc", "test_acc_mean_per_class"}
     grid = {"lr": [0.02, 0.2], "weight_decay": [0.0], "steps": 2}
     tuned = kornblith.run_cell(_params("scratch", {**spec, "grid": grid}, tmp_path), seed=1)
     best = tuned.metrics["best_lr"]
@@ -151,6 +155,7 @@ def test_without_a_grid_runs_are_as_before_and_a_grid_refit_is_such_a_run(tmp_pa
     refit = {"steps": 3, "train": {**TRAIN, "lr": best}}
     same = kornblith.run_cell(_params("scratch", refit, tmp_path), seed=1)
     assert tuned.metrics["test_acc"] == same.metrics["test_acc"]
+    assert tuned.metrics["test_acc_mean_per_class"] == same.metrics["test_acc_mean_per_class"]
 
 
 # --- whole published training sets ----------------------------------------------------------

@@ -75,3 +75,31 @@ def test_accepts_tensors_and_checks_inputs() -> None:
         linear_probe(xtr, ytr, xva, yva, num_classes=3, test_features=xva)
     with pytest.raises(ValueError, match="positive strengths"):
         linear_probe(xtr, ytr, xva, yva, num_classes=3, l2_grid=[0.0, 1.0])
+
+
+def test_refit_reports_mean_per_class_accuracy_of_its_test_predictions() -> None:
+    # unbalanced test set: 150 of class 0, 10 of class 1, 40 of class 2
+    rng = np.random.default_rng(3)
+    (xtr, ytr), (xva, yva) = (_blobs(n, rng, noise=2.0) for n in (150, 60))
+    xte, yte = _blobs(400, rng, noise=2.0)
+    keep = np.concatenate([np.flatnonzero(yte == 0)[:150], np.flatnonzero(yte == 1)[:10],
+                           np.flatnonzero(yte == 2)[:40]])
+    xte, yte = xte[keep], yte[keep]
+    result = linear_probe(xtr, ytr, xva, yva, num_classes=3, test_features=xte, test_labels=yte)
+    from survey_lib.train.evaluate import mean_per_class_accuracy
+
+    # the refit's own predictions, recomputed: top-1 and the per-class mean from its counts
+    x_all, y_all = np.concatenate([xtr, xva]), np.concatenate([ytr, yva])
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=result.refit_C, max_iter=1000))
+    pred = ref.fit(x_all, y_all).predict(xte)
+    per_class = [np.mean(pred[yte == c] == c) for c in range(3)]
+    assert result.test_mean_per_class_accuracy == pytest.approx(np.mean(per_class), abs=0.02)
+    assert result.test_accuracy == pytest.approx(np.mean(pred == yte), abs=0.02)
+    assert mean_per_class_accuracy(torch.as_tensor(pred), torch.as_tensor(yte)) == pytest.approx(
+        np.mean(per_class))
+    no_test = linear_probe(xtr, ytr, xva, yva, num_classes=3)
+    assert no_test.test_mean_per_class_accuracy is None

@@ -102,6 +102,14 @@ def fit_or_fail(
 
 
 def test_accuracy(model: TransferModel, test: ImageDataset, config: TrainConfig) -> float:
+    """Top-1 accuracy of ``model`` on ``test`` (:func:`test_metrics` ``["test_acc"]``)."""
+    return test_metrics(model, test, config)["test_acc"]
+
+
+def test_metrics(model: TransferModel, test: ImageDataset, config: TrainConfig) -> dict[str, float]:
+    """``test_acc`` (top-1) and ``test_acc_mean_per_class`` (Kornblith et al. 2019's mean
+    per-class accuracy, :func:`survey_lib.train.evaluate.mean_per_class_accuracy`) of ``model``
+    on ``test``, evaluated with the run's normalisation, batch size and device."""
     out = evaluate(
         model,
         test,
@@ -110,7 +118,8 @@ def test_accuracy(model: TransferModel, test: ImageDataset, config: TrainConfig)
         batch_size=config.eval_batch_size,
         device=config.device,
     )
-    return float(out["accuracy"])
+    return {"test_acc": float(out["accuracy"]),
+            "test_acc_mean_per_class": float(out["mean_per_class_accuracy"])}
 
 
 def params_key(params: Mapping[str, Any]) -> str:

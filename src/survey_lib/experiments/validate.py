@@ -250,6 +250,11 @@ SCHEMAS: dict[str, dict] = {
                             "description": "'exactly' (k per class) or 'at_most' (a smaller "
                             "class keeps all its images)",
                         },
+                        "metric": {
+                            "type": "string",
+                            "description": "the metric compared with the published number "
+                            "(survey_lib.experiments.kornblith.TARGET_METRICS)",
+                        },
                     },
                     ["name", "dataset", "train_split", "test_split", "max_k", "rank"],
                     "a mapping with name, dataset, train_split, test_split, max_k, rank",
@@ -552,6 +557,13 @@ def _check_kornblith(p: Mapping[str, Any]) -> list[str]:
             if not isinstance(t, Mapping):
                 continue
             where = f"targets[{i}]"
+            if "metric" in t:
+                from survey_lib.experiments.kornblith import target_metric
+
+                try:
+                    target_metric(t)
+                except ValueError as err:
+                    problems.append(f"{where}.metric: {err}")
             problems += _dataset(
                 t.get("dataset"),
                 f"{where}.dataset",

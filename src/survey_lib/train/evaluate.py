@@ -2,7 +2,8 @@
 
 Images are normalised on the device as :math:`(x/255 - \\mu)/\\sigma` per channel, the same
 transform the training engine applies; the reported loss is the mean cross-entropy
-:math:`-\\frac1N\\sum_i \\log p_\\theta(y_i\\mid x_i)` and the accuracy the top-1 rate.
+:math:`-\\frac1N\\sum_i \\log p_\\theta(y_i\\mid x_i)`, the accuracy the top-1 rate and
+the mean per-class accuracy Kornblith et al. report (:func:`mean_per_class_accuracy`).
 """
 
 from __future__ import annotations
@@ -61,10 +62,42 @@ def eval_logits(
         )
 
 
+def mean_per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    r"""Mean per-class accuracy: the top-1 rate of each class, averaged over classes.
+
+    Kornblith, Shlens, Le, "Do Better ImageNet Models Transfer Better?", CVPR 2019,
+    https://arxiv.org/abs/1805.08974 (reported for Caltech-101, Pets, Flowers and Aircraft):
+
+    .. math::
+        \text{mpc} = \frac{1}{|C'|} \sum_{c \in C'} \frac{|\{i : y_i = c,\ \hat y_i = c\}|}
+        {|\{i : y_i = c\}|},
+
+    with :math:`C'` the classes present in ``labels``: a class with no test image has no
+    accuracy and is skipped (not counted as 0 or 1). On a balanced test set it equals top-1.
+
+    Args:
+        predictions: predicted class per example, shape (N,).
+        labels: true class per example, shape (N,).
+
+    Returns:
+        The mean per-class accuracy in [0, 1]; 0.0 for an empty test set (as top-1).
+    """
+    if labels.numel() == 0:
+        return 0.0
+    present, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    correct = torch.zeros(len(present), dtype=torch.float64)
+    correct.index_add_(0, inverse.cpu(), (predictions == labels).double().cpu())
+    return float((correct / counts.cpu().double()).mean())
+
+
 def eval_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``loss`` (mean cross-entropy), ``accuracy`` (top-1) and ``mean_per_class_accuracy``
+    (:func:`mean_per_class_accuracy`) of ``logits`` (N, K) against ``labels`` (N,)."""
     loss = F.cross_entropy(logits, labels, reduction="sum") / max(1, labels.numel())
-    acc = (logits.argmax(1) == labels).float().mean() if labels.numel() else loss * 0
-    return {"loss": float(loss), "accuracy": float(acc)}
+    pred = logits.argmax(1)
+    acc = (pred == labels).float().mean() if labels.numel() else loss * 0
+    return {"loss": float(loss), "accuracy": float(acc),
+            "mean_per_class_accuracy": mean_per_class_accuracy(pred, labels)}
 
 
 def predict_logits(
@@ -118,10 +151,11 @@ def evaluate(
     amp_bf16: bool | None = None,
     channels_last: bool = True,
 ) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy of ``model`` on ``data`` (eval mode).
+    """Mean cross-entropy, top-1 and mean per-class accuracy of ``model`` on ``data`` (eval
+    mode; :func:`eval_metrics`).
 
     Returns:
-        ``{"loss": float, "accuracy": float}``.
+        ``{"loss": float, "accuracy": float, "mean_per_class_accuracy": float}``.
     """
     logits = predict_logits(
         model,

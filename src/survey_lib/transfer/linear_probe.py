@@ -23,6 +23,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from survey_lib.train.evaluate import mean_per_class_accuracy
+
 ArrayLike = np.ndarray | torch.Tensor
 
 
@@ -36,6 +38,9 @@ class LinearProbeResult:
         val_accuracy: validation accuracy of that fit.
         test_accuracy: test accuracy of the refit on train + validation (``None`` without a
             test split).
+        test_mean_per_class_accuracy: the refit's mean per-class test accuracy (Kornblith et
+            al. 2019; :func:`survey_lib.train.evaluate.mean_per_class_accuracy`; ``None``
+            without a test split).
         grid: one row per L2 strength: ``l2``, ``C``, ``train_accuracy``, ``val_accuracy``,
             ``n_iter``, ``converged``, ``selected``, from the strongest penalty to the weakest.
         best_l2: the chosen strength :math:`\\lambda^*`.
@@ -49,6 +54,7 @@ class LinearProbeResult:
     grid: pd.DataFrame
     best_l2: float
     refit_C: float | None
+    test_mean_per_class_accuracy: float | None = None
 
 
 def _as_numpy(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
@@ -197,6 +203,9 @@ class _SklearnProbe:
         self.n_iter_ = int(np.max(self.pipeline.named_steps["logreg"].n_iter_))
         return self
 
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.pipeline.predict(x)
+
     def score(self, x: np.ndarray, y: np.ndarray) -> float:
         return float(self.pipeline.score(x, y))
 
@@ -302,6 +311,7 @@ def linear_probe(
     best_l2 = float(grid.loc[best, "l2"])
 
     test_accuracy: float | None = None
+    test_mpc: float | None = None
     refit_c: float | None = None
     if test_features is not None and test_labels is not None:
         x_test = _as_numpy(test_features, "test_features", 2).astype(np.float64)
@@ -314,6 +324,9 @@ def linear_probe(
         final.l2 = best_l2
         final.fit(x_all, y_all)
         test_accuracy = final.score(x_test, y_test)
+        test_mpc = mean_per_class_accuracy(
+            torch.as_tensor(np.asarray(final.predict(x_test))), torch.as_tensor(y_test)
+        )
 
     return LinearProbeResult(
         best_C=float(grid.loc[best, "C"]),
@@ -322,4 +335,5 @@ def linear_probe(
         grid=grid,
         best_l2=best_l2,
         refit_C=refit_c,
+        test_mean_per_class_accuracy=test_mpc,
     )
