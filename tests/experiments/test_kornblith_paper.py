@@ -232,3 +232,12 @@ def test_probe_limits_pass_known_keys_and_reject_others() -> None:
     assert _probe_limits({"max_iter": 20, "tol": 1e-3}) == {"max_iter": 20, "tol": 1e-3}
     with pytest.raises(ValueError, match=r"probe: unknown keys \['iters'\]; valid: max_iter, tol"):
         _probe_limits({"iters": 20})
+
+
+def test_permutation_text_says_why_there_is_no_p() -> None:
+    from types import SimpleNamespace
+
+    assert kornblith._permutation_text(SimpleNamespace(p_value=0.25, min_p=0.083)) == (
+        "p = 0.250, smallest attainable 0.083")
+    text = kornblith._permutation_text(SimpleNamespace(p_value=float("nan"), min_p=float("nan")))
+    assert "nan" not in text and "fewer than two units" in text

@@ -109,7 +109,8 @@ def test_accuracy(model: TransferModel, test: ImageDataset, config: TrainConfig)
 def test_metrics(model: TransferModel, test: ImageDataset, config: TrainConfig) -> dict[str, float]:
     """``test_acc`` (top-1) and ``test_acc_mean_per_class`` (Kornblith et al. 2019's mean
     per-class accuracy, :func:`survey_lib.train.evaluate.mean_per_class_accuracy`) of ``model``
-    on ``test``, evaluated with the run's normalisation, batch size and device."""
+    on ``test``, evaluated with the run's normalisation, batch size, device and precision
+    (``config.amp_bf16``: a bf16 run is evaluated in bf16, as the engine's own evaluation)."""
     out = evaluate(
         model,
         test,
@@ -117,6 +118,7 @@ def test_metrics(model: TransferModel, test: ImageDataset, config: TrainConfig) 
         std=config.std,
         batch_size=config.eval_batch_size,
         device=config.device,
+        amp_bf16=config.amp_bf16,
     )
     return {"test_acc": float(out["accuracy"]),
             "test_acc_mean_per_class": float(out["mean_per_class_accuracy"])}

@@ -41,6 +41,7 @@ from survey_lib.experiments.common import (
 from survey_lib.models import TransferModel, dataset_stats, extract_features
 from survey_lib.runner import RunFailed, RunOutput
 from survey_lib.train import TrainConfig
+from survey_lib.train.precision import note_precision
 from survey_lib.transfer import linear_probe
 
 METHODS = ("finetune", "scratch", "linear")
@@ -155,6 +156,7 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
             "test": test,
         }.items():
             f, _ = extract_features(model, ds, mean=stats[0], std=stats[1], device=device)
+            note_precision("fp32")  # features are extracted in fp32, whatever the source's
             feats[name] = (f.numpy(), ds.labels.numpy())
         # on CUDA the probe's L-BFGS runs there (torch); on the CPU scikit-learn's, as before
         on_gpu = torch.device(device).type == "cuda"
@@ -434,13 +436,18 @@ def claim_verdicts(
             predicted=predicted[key], sesoi=size, sesoi_rule=rule, what=what[key], unit="rho",
             method="bootstrap (units × seeds) + exact permutation",
             rule=(f"{what[key]} {'<' if predicted[key] == '-' else '>'} 0: exact permutation "
-                  f"p < 0.05 over {full.n_units} units (p = {full.p_value:.3f}, smallest "
-                  f"attainable {full.min_p:.3f}); absent if the 95 % bootstrap interval over "
-                  f"units and seeds is inside ±{size:g} ({rule})"),
+                  f"p < 0.05 over {full.n_units} units ({_permutation_text(full)}); absent if "
+                  f"the 95 % bootstrap interval over units and seeds is inside ±{size:g} "
+                  f"({rule})"),
             sd=full.per_seed_sd, seeds_needed=seeds_needed, half_intervals=half_intervals,
             p_value=full.p_value,
         )
-        if not full.min_p < ALPHA:
+        if math.isnan(full.min_p):
+            from dataclasses import replace
+
+            v = replace(v, bound_text=v.bound_text + (
+                f"; the permutation test is undefined here ({_UNDEFINED_PERMUTATION})"))
+        elif not full.min_p < ALPHA:
             from dataclasses import replace
 
             v = replace(v, bound_text=v.bound_text + (
@@ -448,6 +455,16 @@ def claim_verdicts(
                 f"{full.min_p:.3f}, so more units (not seeds) would decide it"))
         out.append(v)
     return out
+
+
+_UNDEFINED_PERMUTATION = "fewer than two units, or x or y the same for every unit"
+
+
+def _permutation_text(result: Any) -> str:
+    """The permutation p and its smallest attainable value in words, or why there is none."""
+    if math.isnan(result.p_value) or math.isnan(result.min_p):
+        return f"no permutation p: {_UNDEFINED_PERMUTATION}"
+    return f"p = {result.p_value:.3f}, smallest attainable {result.min_p:.3f}"
 
 
 def noise_budgets(gains: pd.DataFrame, n_test: Mapping[str, int]) -> list:

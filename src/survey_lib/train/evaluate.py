@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from survey_lib.data.base import ImageDataset
-from survey_lib.train.precision import resolve_precision
+from survey_lib.train.precision import note_precision, resolve_precision
 
 
 def normalizer(
@@ -121,7 +121,9 @@ def predict_logits(
         float32 tensor (N, K) on the CPU. The modules' train/eval modes are restored.
     """
     dev = torch.device(device)
-    amp = resolve_precision(dev, amp_bf16) == "bf16"
+    precision = resolve_precision(dev, amp_bf16)
+    note_precision(precision)  # recorded in the run's provenance (survey_lib.train.precision)
+    amp = precision == "bf16"
     model.to(dev)
     scale, shift = normalizer(mean, std, data.images.shape[1], dev)
     modes = [(m, m.training) for m in model.modules()]
