@@ -1603,3 +1603,52 @@ def protocol_section(
     parts.append(":::{admonition} Metric bookkeeping\n:class: note\n\n"
                  + "\n".join(f"- {line}" for line in note) + "\n:::")  # fmt: skip
     return Markdown("\n\n".join(parts) + "\n")
+
+
+PRECISION_NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
+"""The reproductions whose cpu protocols switched from fp32 to bf16 (issue 13)."""
+
+
+def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str, pd.DataFrame] | None:
+    """The committed fp32-vs-bf16 check of the three reproductions, for a page; ``None`` when
+    ``precision_comparison.csv`` (written by ``scripts/compare_precision.py``) is not committed.
+
+    Args:
+        root: the folder of the bf16 results (default: the scale folder holding the Yosinski
+            results, :func:`experiment_dir`); the fp32 ones are in its sibling ``<name>-fp32``.
+
+    Returns:
+        ``{"claims": one row per claim (notebook, claim, both verdicts, both estimates with
+        their intervals, same verdict, inside both intervals), "times": one row per notebook
+        (wall seconds of the whole notebook in fp32 and bf16, from each ``driver.json``, and
+        their ratio)}``.
+    """
+    base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
+    path = base / "precision_comparison.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    claims = pd.DataFrame({
+        "notebook": table["notebook"],
+        "claim": table["claim"],
+        "verdict fp32": table["verdict_fp32"],
+        "verdict bf16": table["verdict_bf16"],
+        "fp32 [95 % CI]": [fmt_interval(m, lo, hi, 2) for m, lo, hi in
+                           zip(table["mean_fp32"], table["ci_low_fp32"], table["ci_high_fp32"])],
+        "bf16 [95 % CI]": [fmt_interval(m, lo, hi, 2) for m, lo, hi in
+                           zip(table["mean_bf16"], table["ci_low_bf16"], table["ci_high_bf16"])],
+        "n": table["n_bf16"],
+        "same verdict": table["same_verdict"].map({True: "yes", False: "no"}),
+        "each inside the other's CI": table["inside_both"].map({True: "yes", False: "no"}),
+    })
+    fp32_root = base.parent / f"{base.name}-fp32"
+    rows = []
+    for name in PRECISION_NOTEBOOKS:
+        seconds = {}
+        for label, folder in (("fp32", fp32_root), ("bf16", base)):
+            driver = folder / name / "driver.json"
+            seconds[label] = (float(json.loads(driver.read_text())["seconds"])
+                              if driver.is_file() else math.nan)
+        rows.append({"notebook": name, "fp32 (s)": seconds["fp32"], "bf16 (s)": seconds["bf16"],
+                     "fp32 / bf16": seconds["fp32"] / seconds["bf16"]})
+    return {"claims": claims, "times": pd.DataFrame(rows)}

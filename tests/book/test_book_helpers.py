@@ -285,3 +285,23 @@ def test_load_results_skips_records_moved_aside(tmp_path: Path) -> None:
     assert (tmp_path / "exp" / "g" / "stale" / "runs").is_dir()  # x=1 was moved aside
     table = book.load_results("exp", root=tmp_path)
     assert set(table["grid"]) == {"g"} and list(table["x"]) == [2]
+
+
+def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
+    import importlib.util
+    import shutil
+
+    root = Path(book.__file__).resolve().parents[2]
+    assert book.precision_comparison(tmp_path / "cpu") is None  # not committed: nothing to show
+    fp32 = tmp_path / "cpu-fp32"
+    shutil.copytree(root / "results" / "cpu-fp32", fp32)
+    shutil.copytree(fp32, tmp_path / "cpu")
+    spec = importlib.util.spec_from_file_location("cmp", root / "scripts" / "compare_precision.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "cpu" / "precision_comparison.csv"
+    assert script.main(["--fp32", str(fp32), "--bf16", str(tmp_path / "cpu"), "--out", str(out)]) == 0
+    shown = book.precision_comparison(tmp_path / "cpu")
+    assert set(shown["claims"]["same verdict"]) == {"yes"}
+    assert list(shown["times"]["fp32 / bf16"]) == [1.0, 1.0, 1.0]  # the same runs twice
+    assert "nan" not in " ".join(shown["claims"]["fp32 [95 % CI]"])
