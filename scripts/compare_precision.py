@@ -1,14 +1,15 @@
 """fp32 against bf16 on the same seeds: do the three reproductions' verdicts change? (issue 13)
 
-The cpu protocols of the three reproductions switched to bf16 autocast only after this check
-(the switch, with nothing else changed, is in notebooks/params/<notebook>/cpu.yaml). The fp32
-results they replace were copied to ``results/cpu-fp32/<notebook>/`` before the bf16 run; this
-script compares every verdict table there with the one in ``results/cpu/<notebook>/``
+A cpu protocol may switch to bf16 autocast only if that leaves its verdicts alone (issue 13).
+Each of the three reproductions ran its cpu protocol twice on the same seeds, in fp32 and in
+bf16 with nothing else changed; the tables of both runs (verdicts, per-seed values, driver and
+grid records) are kept in ``results/cpu-fp32/<notebook>/`` and ``results/cpu-bf16/<notebook>/``.
+This script compares every verdict table of the two
 (:func:`survey_lib.experiments.verdicts.compare_verdicts`: same verdict? each mean inside the
 other's 95 % t-interval?), prints the table and the notebooks' wall times, and writes
-``results/cpu/precision_comparison.csv``.
+``results/cpu/precision_comparison.csv``; the exit status is 1 when a verdict differs.
 
-    python scripts/compare_precision.py [--fp32 results/cpu-fp32] [--bf16 results/cpu]
+    python scripts/compare_precision.py [--fp32 results/cpu-fp32] [--bf16 results/cpu-bf16]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def compare(fp32_root: Path, bf16_root: Path) -> tuple[pd.DataFrame, pd.DataFram
         for fp32_path in tables:
             bf16_path = bf16_root / name / fp32_path.name
             if not bf16_path.is_file():
-                raise FileNotFoundError(f"{bf16_path} missing: run make reproduce SCALE=cpu first")
+                raise FileNotFoundError(f"{bf16_path} missing: the bf16 run's tables are not there")
             table = compare_verdicts(pd.read_csv(fp32_path), pd.read_csv(bf16_path),
                                      ("fp32", "bf16"))
             rows.append(table.assign(notebook=name, table=fp32_path.name))
@@ -54,7 +55,7 @@ def compare(fp32_root: Path, bf16_root: Path) -> tuple[pd.DataFrame, pd.DataFram
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fp32", type=Path, default=Path("results/cpu-fp32"))
-    parser.add_argument("--bf16", type=Path, default=Path("results/cpu"))
+    parser.add_argument("--bf16", type=Path, default=Path("results/cpu-bf16"))
     parser.add_argument("--out", type=Path, default=Path("results/cpu/precision_comparison.csv"))
     args = parser.parse_args(argv)
     table, times = compare(args.fp32, args.bf16)

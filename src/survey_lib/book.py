@@ -1614,8 +1614,9 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str
     ``precision_comparison.csv`` (written by ``scripts/compare_precision.py``) is not committed.
 
     Args:
-        root: the folder of the bf16 results (default: the scale folder holding the Yosinski
-            results, :func:`experiment_dir`); the fp32 ones are in its sibling ``<name>-fp32``.
+        root: the scale folder holding ``precision_comparison.csv`` (default: the one holding
+            the Yosinski results, :func:`experiment_dir`); the two runs' tables are in its
+            siblings ``<name>-fp32`` and ``<name>-bf16``.
 
     Returns:
         ``{"claims": one row per claim (notebook, claim, both verdicts, both estimates with
@@ -1641,14 +1642,29 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str
         "same verdict": table["same_verdict"].map({True: "yes", False: "no"}),
         "each inside the other's CI": table["inside_both"].map({True: "yes", False: "no"}),
     })
-    fp32_root = base.parent / f"{base.name}-fp32"
     rows = []
     for name in PRECISION_NOTEBOOKS:
         seconds = {}
-        for label, folder in (("fp32", fp32_root), ("bf16", base)):
+        for label in ("fp32", "bf16"):
+            folder = base.parent / f"{base.name}-{label}"
             driver = folder / name / "driver.json"
             seconds[label] = (float(json.loads(driver.read_text())["seconds"])
                               if driver.is_file() else math.nan)
         rows.append({"notebook": name, "fp32 (s)": seconds["fp32"], "bf16 (s)": seconds["bf16"],
                      "fp32 / bf16": seconds["fp32"] / seconds["bf16"]})
     return {"claims": claims, "times": pd.DataFrame(rows)}
+
+
+def protocol_precision(name: str, scale: str = "cpu") -> str:
+    """``"bf16"`` when notebook ``name``'s committed offline protocol at ``scale`` asks for bf16
+    autocast anywhere (``amp_bf16: true`` in any training mapping), else ``"fp32"``."""
+    from survey_lib.reproduce import load_params
+
+    def asks(node: Any) -> bool:
+        if isinstance(node, dict):
+            return node.get("amp_bf16") is True or any(asks(v) for v in node.values())
+        if isinstance(node, list):
+            return any(asks(v) for v in node)
+        return False
+
+    return "bf16" if asks(load_params(name, scale, "offline", REPO_ROOT / "notebooks")) else "fp32"

@@ -295,13 +295,21 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
     assert book.precision_comparison(tmp_path / "cpu") is None  # not committed: nothing to show
     fp32 = tmp_path / "cpu-fp32"
     shutil.copytree(root / "results" / "cpu-fp32", fp32)
-    shutil.copytree(fp32, tmp_path / "cpu")
+    shutil.copytree(fp32, tmp_path / "cpu-bf16")
+    (tmp_path / "cpu").mkdir()
     spec = importlib.util.spec_from_file_location("cmp", root / "scripts" / "compare_precision.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "cpu" / "precision_comparison.csv"
-    assert script.main(["--fp32", str(fp32), "--bf16", str(tmp_path / "cpu"), "--out", str(out)]) == 0
+    assert script.main(["--fp32", str(fp32), "--bf16", str(tmp_path / "cpu-bf16"),
+                        "--out", str(out)]) == 0
     shown = book.precision_comparison(tmp_path / "cpu")
     assert set(shown["claims"]["same verdict"]) == {"yes"}
     assert list(shown["times"]["fp32 / bf16"]) == [1.0, 1.0, 1.0]  # the same runs twice
     assert "nan" not in " ".join(shown["claims"]["fp32 [95 % CI]"])
+
+
+def test_protocol_precision_reads_the_committed_protocol() -> None:
+    assert book.protocol_precision("yosinski_layer_transfer") == "fp32"  # the check failed there
+    assert book.protocol_precision("transferability_ranking") == "fp32"
+    assert book.protocol_precision("yosinski_layer_transfer", "smoke") == "fp32"
