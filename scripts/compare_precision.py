@@ -61,15 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     table, times = compare(args.fp32, args.bf16)
     atomic_write_text(args.out, table.to_csv(index=False))
     shown = table[["notebook", "table", "claim", "verdict_fp32", "verdict_bf16", "mean_fp32",
-                   "mean_bf16", "same_verdict", "inside_both"]].copy()
+                   "mean_bf16", "same_verdict", "inside_first", "inside_both"]].copy()
     shown["claim"] = shown["claim"].str.slice(0, 40)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(shown.round(3).to_string(index=False))
         print()
         print(times.round(2).to_string(index=False))
-    same, inside, n = int(table["same_verdict"].sum()), int(table["inside_both"].sum()), len(table)
-    print(f"\nsame verdict: {same} of {n} claims; each mean inside the other's interval: "
-          f"{inside} of {n}; written {args.out}")
+    same, n = int(table["same_verdict"].sum()), len(table)
+    first, both = int(table["inside_first"].sum()), int(table["inside_both"].sum())
+    print(f"\nsame verdict: {same} of {n} claims; bf16 estimate inside the fp32 interval: "
+          f"{first} of {n}; each inside the other's: {both} of {n}; written {args.out}")
     return 0 if same == n else 1
 
 

@@ -1640,6 +1640,7 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str
                            zip(table["mean_bf16"], table["ci_low_bf16"], table["ci_high_bf16"])],
         "n": table["n_bf16"],
         "same verdict": table["same_verdict"].map({True: "yes", False: "no"}),
+        "bf16 inside the fp32 CI": table["inside_first"].map({True: "yes", False: "no"}),
         "each inside the other's CI": table["inside_both"].map({True: "yes", False: "no"}),
     })
     rows = []

@@ -232,7 +232,12 @@ def test_compare_verdicts_claim_by_claim() -> None:
     out = compare_verdicts(fp32, bf16, ("fp32", "bf16"))
     assert list(out["claim"]) == ["1. first", "2. second"]
     assert list(out["inside_both"]) == [True, False]
+    assert list(out["inside_first"]) == [True, False]
     assert list(out["same_verdict"]) == [True, False]
+    point = bf16.copy()  # a degenerate interval: inside the other's, but not the reverse
+    point.loc[0, ["mean", "ci_low", "ci_high"]] = [5.2, 5.2, 5.2]
+    one_way = compare_verdicts(fp32, point, ("fp32", "bf16")).loc[0]
+    assert one_way["inside_first"] and not one_way["inside_both"]
     assert out.loc[0, "difference"] == pytest.approx(5.1 - 5.05)
     assert out.loc[1, "verdict_bf16"] == "reversed"
     with pytest.raises(ValueError, match="labels must differ"):

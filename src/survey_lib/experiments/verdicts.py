@@ -720,8 +720,10 @@ def compare_verdicts(
     Returns:
         One row per claim in either table: ``claim``, ``verdict_<l>``, ``mean_<l>``,
         ``ci_low_<l>``, ``ci_high_<l>``, ``n_<l>`` for both labels, ``same_verdict``,
-        ``inside_both`` (each mean within the other's interval; False when either is missing)
-        and ``difference`` (second mean minus first).
+        ``inside_both`` (each mean within the other's interval; False when either is missing),
+        ``inside_first`` (the second mean within the first's interval: the first is the
+        reference) and ``difference`` (second mean minus first). A bootstrap interval can be
+        a single point (every resample gave rho = 1), which ``inside_both`` then fails on.
 
     Raises:
         ValueError: the labels are equal, a table is no verdict table, or a claim repeats.
@@ -748,6 +750,10 @@ def compare_verdicts(
             out[f"mean_{a}"], out[f"ci_low_{a}"], out[f"ci_high_{a}"],
             out[f"mean_{b}"], out[f"ci_low_{b}"], out[f"ci_high_{b}"],
         )
+    ]
+    out["inside_first"] = [
+        inside(mb, la, ha)
+        for mb, la, ha in zip(out[f"mean_{b}"], out[f"ci_low_{a}"], out[f"ci_high_{a}"])
     ]
     out["difference"] = out[f"mean_{b}"] - out[f"mean_{a}"]
     return out
