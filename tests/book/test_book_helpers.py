@@ -312,4 +312,6 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
 def test_protocol_precision_reads_the_committed_protocol() -> None:
     assert book.protocol_precision("yosinski_layer_transfer") == "fp32"  # the check failed there
     assert book.protocol_precision("transferability_ranking") == "fp32"
+    assert book.protocol_precision("kornblith_gains_vs_size") == "bf16"  # the check passed
+    assert book.protocol_precision("l2sp_vs_bss") == "bf16"
     assert book.protocol_precision("yosinski_layer_transfer", "smoke") == "fp32"
