@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(shown.round(3).to_string(index=False))
         print()
+        print("driver.json seconds (a resumed notebook counts only its resume; runs that shared\n"
+              "the machine count the sharing): no speed measurement, see benchmarks/bench_runs.py")
         print(times.round(2).to_string(index=False))
     same, n = int(table["same_verdict"].sum()), len(table)
     first, both = int(table["inside_first"].sum()), int(table["inside_both"].sum())
