@@ -1619,10 +1619,10 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str
             siblings ``<name>-fp32`` and ``<name>-bf16``.
 
     Returns:
-        ``{"claims": one row per claim (notebook, claim, both verdicts, both estimates with
-        their intervals, same verdict, inside both intervals), "times": one row per notebook
-        (wall seconds of the whole notebook in fp32 and bf16, from each ``driver.json``, and
-        their ratio)}``.
+        A dict of two tables. ``claims``: one row per claim (notebook, claim, both verdicts,
+        both estimates with their intervals, same verdict, inside the intervals). ``times``:
+        one row per notebook (wall seconds of the whole notebook in fp32 and bf16, from each
+        run's driver.json, and their ratio).
     """
     base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
     path = base / "precision_comparison.csv"

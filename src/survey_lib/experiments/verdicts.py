@@ -714,7 +714,8 @@ def compare_verdicts(
     differ only by the change, so each mean should fall inside the other's t-interval.
 
     Args:
-        first, second: verdict tables (either format; :func:`normalise_verdicts`).
+        first: the reference verdict table (either format; :func:`normalise_verdicts`).
+        second: the verdict table compared with it.
         labels: suffixes of the two sides' columns.
 
     Returns:
