@@ -7,12 +7,18 @@ in one process:
 
 * sequential ``fit``, fp32 (``amp_bf16=False``) and bf16 (``amp_bf16=True``; on a CPU without
   native bf16 this is fp32 and is labelled so);
-* ``fit_many`` at each K, in the precision of the faster sequential setting;
+* ``fit_many`` at each K, in both precisions;
 
-and prints runs/s and the ratios bf16/fp32 and fit_many/best-sequential. On CUDA it also
-prints images/s and the share of the device's bf16 peak (FLOPs of the trained part, counted by
-``torch.utils.flop_counter``). Timings are best of ``--repeats``; on a shared machine they move
-with the load (the load average is printed).
+and prints runs/s and the ratios bf16/fp32 (sequential) and fit_many at K over the best
+sequential setting (each side in its faster precision). On CUDA it also prints images/s and the
+share of the device's bf16 peak (FLOPs of the trained part, counted by
+``torch.utils.flop_counter``). Each setting's time is the best of ``--repeats``, and the
+repeats are interleaved (every setting once, then every setting again), so a machine that slows
+down or speeds up during the bench (a virtual machine's neighbours, turbo clocks) moves all
+settings alike instead of the ones timed last; the load average is printed. On this project's
+2-core virtual machines two benches minutes apart have differed by up to 30 % in one ratio:
+read the ratios of a single bench as +-0.2, and repeat it before deciding anything on a ratio
+near 1.
 
 Run size: a run of the cpu Yosinski protocol is 1,500 images x 6 epochs (about 70 steps of
 128); the default 4,096 images x 1 epoch is 32 steps. With much shorter runs the fixed cost of
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
 
 import torch
@@ -58,6 +65,21 @@ def models(name: str, k: int) -> list[torch.nn.Module]:
         torch.manual_seed(seed)
         out.append(create_model(name, num_classes=10, in_chans=1))
     return out
+
+
+def cpu_name() -> str:
+    """The CPU's model name and its bf16/AMX flags (from /proc/cpuinfo where it exists): the
+    ratios depend on the chip, so the bench says which one it measured."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or "cpu"
+    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                 if ln.startswith("model name")), platform.processor() or "cpu")  # fmt: skip
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("flags")), [])  # fmt: skip
+    shown = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}; {' '.join(shown) or 'no native bf16 flags'}"
 
 
 def sync(device: str) -> None:
@@ -124,7 +146,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     ks = [int(k) for k in args.ks.split(",")]
     cuda = args.device.startswith("cuda")
-    dev_name = torch.cuda.get_device_name() if cuda else "cpu"
+    dev_name = torch.cuda.get_device_name() if cuda else cpu_name()
     print(f"device={args.device} ({dev_name}), threads={torch.get_num_threads()}, "
           f"cores={os.cpu_count()}, load avg={os.getloadavg()}")  # fmt: skip
     print(f"per run: {args.n_train} images x {args.epochs} epoch(s), batch {args.batch_size}, "
@@ -136,20 +158,24 @@ def main() -> None:
             base = TrainConfig(epochs=args.epochs, lr=0.01, batch_size=args.batch_size,
                                augment="none", device=args.device, frozen_units=frozen,
                                schedule="constant")  # fmt: skip
-            seq_trains = pool[: args.seq_runs]
             time_sequential(name, pool[:1], base.replace(amp_bf16=True))  # warm-up
+            settings = [("sequential", 0, amp) for amp in (False, True)]
+            settings += [("fit_many", k, amp) for k in ks for amp in (False, True)]
+            seconds = {setting: float("inf") for setting in settings}
+            for _ in range(args.repeats):  # interleaved: every setting once per repeat
+                for setting in settings:
+                    way, k, amp = setting
+                    c = base.replace(amp_bf16=amp)
+                    if way == "sequential":
+                        t = time_sequential(name, pool[: args.seq_runs], c)
+                    else:
+                        t = time_many(name, pool[:k], c)
+                    seconds[setting] = min(seconds[setting], t)
             rates = {}
-            for label, amp in (("fp32", False), ("bf16", True)):
-                c = base.replace(amp_bf16=amp)
-                seconds = best(args.repeats, time_sequential, name, seq_trains, c)
-                rates[f"sequential {label}"] = args.seq_runs / seconds
-            best_amp = rates["sequential bf16"] >= rates["sequential fp32"]
-            best_seq = max(rates["sequential bf16"], rates["sequential fp32"])
-            c = base.replace(amp_bf16=best_amp)
-            tag = "bf16" if best_amp else "fp32"
-            for k in ks:
-                seconds = best(args.repeats, time_many, name, pool[:k], c)
-                rates[f"fit_many K={k} {tag}"] = k / seconds
+            for (way, k, amp), t in seconds.items():
+                label = f"{way} {'bf16' if amp else 'fp32'}" if way == "sequential" else (
+                    f"fit_many K={k} {'bf16' if amp else 'fp32'}")  # fmt: skip
+                rates[label] = (args.seq_runs if way == "sequential" else k) / t
             print(f"\n== {name}, {'all units trained' if not frozen else '4 units frozen'} ==")
             flops = flops_per_image(name, base, args.size) if cuda else None
             peak = next((v for key, v in PEAK_BF16.items() if key in dev_name), None)
@@ -161,11 +187,12 @@ def main() -> None:
                     share = f"{100 * flops * images / peak:.2f} % of bf16 peak" if peak else ""
                     line += f"  {share}"
                 print(line)
+            best_seq = max(rates["sequential bf16"], rates["sequential fp32"])
             print(f"  bf16 / fp32 (sequential): "
                   f"{rates['sequential bf16'] / rates['sequential fp32']:.2f}x")  # fmt: skip
             for k in ks:
-                print(f"  fit_many K={k} / best sequential: "
-                      f"{rates[f'fit_many K={k} {tag}'] / best_seq:.2f}x")  # fmt: skip
+                best_many = max(rates[f"fit_many K={k} bf16"], rates[f"fit_many K={k} fp32"])
+                print(f"  fit_many K={k} / best sequential: {best_many / best_seq:.2f}x")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@
 #   2. pytest -m gpu
 #   3. the smoke reproduction of l2sp_vs_bss on a fresh results root with fresh checkpoints
 #   4. warm fit step times at gpu-scale shapes, 1/2/4/8 workers per GPU, resnet50 at 224 px
+#   5. runs per second (benchmarks/bench_runs.py): sequential fp32/bf16 fit against fit_many at
+#      K = 1, 8, 16 (issue 13's CUDA goal: fit_many >= 5x sequential at K = 16), with images/s
+#      and the share of the GPU's bf16 peak
 # Writes results/gpu-check/step_times.json (read by `python -m survey_lib.reproduce --scale
 # gpu --estimate`), results/gpu-check/report.txt and the log of every step beside them.
 set -uo pipefail
@@ -47,6 +50,11 @@ fresh=$(mktemp -d)
 echo "== 4. step times"
 (cd "$root" && "$PY" scripts/gpu_bench.py --out "$out") 2>&1 | tee "$out/bench.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "step timing FAILED"; status=1; }
+
+echo "== 5. runs per second: fit_many against sequential fit"
+(cd "$root" && "$PY" benchmarks/bench_runs.py --device cuda --ks 1,8,16 --repeats 2) 2>&1 \
+  | tee "$out/bench_runs.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "runs-per-second bench FAILED"; status=1; }
 
 echo "== done in $(( $(date +%s) - start )) s, status $status; report: $out/report.txt"
 exit $status

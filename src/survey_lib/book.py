@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import math
 import os
+import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from survey_lib.experiments.verdicts import OUTCOMES, normalise_verdicts
+from survey_lib.provenance import code_version, is_presentation_module
 from survey_lib.stats import t_errorbar
 
 
@@ -355,6 +357,44 @@ def _join(values: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(v) for v in values if v not in (None, "")))
 
 
+def library_changes(commits: Iterable[str], codes: Iterable[str], *,
+                    current: str | None = None, repo: Path | None = None) -> str:
+    """Which computing modules of ``survey_lib`` changed since results were computed.
+
+    ``codes`` are the code versions the results' grids recorded and ``commits`` their git
+    commits. When every code version is the current one (``current``, default
+    :func:`survey_lib.provenance.code_version`) the answer is ``"none"``. Otherwise it lists the
+    files under ``src/survey_lib/`` that differ between those commits and the working tree,
+    except presentation modules (which never enter a code version), from ``git diff
+    --name-only``; where git or the commits are missing it says only that the code version
+    differs. The results stay what the code at their commit computed; ``make reproduce`` would
+    compute them again, since a run's id holds the code version.
+    """
+    current = code_version() if current is None else current
+    codes = {c for c in codes if c}
+    if codes and codes <= {current}:
+        return "none"
+    repo = REPO_ROOT if repo is None else repo
+    changed: set[str] = set()
+    for commit in {c.split(" ")[0] for c in commits if c}:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(repo), "diff", "--name-only", commit, "--", "src/survey_lib"],
+                capture_output=True, text=True, timeout=20, check=True,
+            ).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return f"code version differs from the current {current} (no git history to say how)"
+        for line in out.splitlines():
+            rel = line.removeprefix("src/survey_lib/")
+            if rel.endswith(".py") and not is_presentation_module(rel):
+                changed.add(rel)
+    if not changed:
+        return f"code version differs from the current {current}"
+    names = sorted(changed)
+    more = f" and {len(names) - 6} more" if len(names) > 6 else ""
+    return ", ".join(names[:6]) + more
+
+
 def experiment_provenance(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """One summary row for an experiment folder written by ``make reproduce``.
 
@@ -364,7 +404,8 @@ def experiment_provenance(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
     Returns:
         ``experiment``, ``scale``, ``wall time (s)``, ``device``, ``torch``, ``git commit``,
-        ``code version``, ``runs`` (finished runs over all grids), ``grids`` and ``finished``.
+        ``code version``, ``library changed since`` (:func:`library_changes`), ``runs``
+        (finished runs over all grids), ``grids`` and ``finished``.
     """
     folder = Path(folder)
     driver = _read_json(folder / "driver.json") if (folder / "driver.json").is_file() else {}
@@ -383,6 +424,10 @@ def experiment_provenance(folder: str | os.PathLike[str]) -> dict[str, Any]:
         "torch": str((first.get("packages") or {}).get("torch", "")),
         "git commit": _join(_commit(g) for g in grids),
         "code version": _join(g.get("code_version") for g in grids),
+        "library changed since": library_changes(
+            [str((g.get("git") or {}).get("commit") or "") for g in grids],
+            [str(g.get("code_version") or "") for g in grids],
+        ),
         "runs": int(sum(int(g.get("runs_finished") or 0) for g in grids)),
         "grids": _join(str(g.get("experiment", "")) for g in grids),
         "finished": str(driver.get("finished", first.get("finished", ""))),
@@ -403,6 +448,10 @@ def ladder_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         "torch": str((record.get("packages") or {}).get("torch", "")),
         "git commit": _commit(record),
         "code version": str(record.get("code_version", "")),
+        "library changed since": library_changes(
+            [str((record.get("git") or {}).get("commit") or "")],
+            [str(record.get("code_version") or "")],
+        ),
         "runs": len(record.get("runs") or params.get("seeds") or []),
         "grids": "source model per seed",
         "finished": str(record.get("finished", "")),
@@ -441,6 +490,7 @@ def build_status(root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
         "torch",
         "git commit",
         "code version",
+        "library changed since",
         "runs",
         "grids",
         "finished",
@@ -1609,27 +1659,23 @@ PRECISION_NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2
 """The reproductions whose cpu protocols switched from fp32 to bf16 (issue 13)."""
 
 
-def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str, pd.DataFrame] | None:
-    """The committed fp32-vs-bf16 check of the three reproductions, for a page; ``None`` when
-    ``precision_comparison.csv`` (written by ``scripts/compare_precision.py``) is not committed.
+def precision_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
+    """The committed fp32-vs-bf16 check of the three reproductions, for a page: one row per
+    claim (notebook, claim, both verdicts, both estimates with their intervals, n, same
+    verdict, inside the intervals), from ``precision_comparison.csv`` (written by
+    ``scripts/compare_precision.py``, which also prints the runs' wall times); ``None`` when
+    that file is not committed.
 
     Args:
         root: the scale folder holding ``precision_comparison.csv`` (default: the one holding
-            the Yosinski results, :func:`experiment_dir`); the two runs' tables are in its
-            siblings ``<name>-fp32`` and ``<name>-bf16``.
-
-    Returns:
-        A dict of two tables. ``claims``: one row per claim (notebook, claim, both verdicts,
-        both estimates with their intervals, same verdict, inside the intervals). ``times``:
-        one row per notebook (wall seconds of the whole notebook in fp32 and bf16, from each
-        run's driver.json, and their ratio).
+            the Yosinski results, :func:`experiment_dir`).
     """
     base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
     path = base / "precision_comparison.csv"
     if not path.is_file():
         return None
     table = pd.read_csv(path)
-    claims = pd.DataFrame({
+    return pd.DataFrame({
         "notebook": table["notebook"],
         "claim": table["claim"],
         "verdict fp32": table["verdict_fp32"],
@@ -1642,30 +1688,15 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> dict[str
         "same verdict": table["same_verdict"].map({True: "yes", False: "no"}),
         "bf16 inside the fp32 CI": table["inside_first"].map({True: "yes", False: "no"}),
         "each inside the other's CI": table["inside_both"].map({True: "yes", False: "no"}),
-    })
-    rows = []
-    for name in PRECISION_NOTEBOOKS:
-        seconds = {}
-        for label in ("fp32", "bf16"):
-            folder = base.parent / f"{base.name}-{label}"
-            driver = folder / name / "driver.json"
-            seconds[label] = (float(json.loads(driver.read_text())["seconds"])
-                              if driver.is_file() else math.nan)
-        rows.append({"notebook": name, "fp32 (s)": seconds["fp32"], "bf16 (s)": seconds["bf16"],
-                     "fp32 / bf16": seconds["fp32"] / seconds["bf16"]})
-    return {"claims": claims, "times": pd.DataFrame(rows)}
+    })  # fmt: skip
 
 
 def protocol_precision(name: str, scale: str = "cpu") -> str:
     """``"bf16"`` when notebook ``name``'s committed offline protocol at ``scale`` asks for bf16
-    autocast anywhere (``amp_bf16: true`` in any training mapping), else ``"fp32"``."""
+    autocast anywhere (``amp_bf16: true`` in any training mapping,
+    :func:`survey_lib.train.precision.bf16_paths`), else ``"fp32"``."""
     from survey_lib.reproduce import load_params
+    from survey_lib.train.precision import bf16_paths
 
-    def asks(node: Any) -> bool:
-        if isinstance(node, dict):
-            return node.get("amp_bf16") is True or any(asks(v) for v in node.values())
-        if isinstance(node, list):
-            return any(asks(v) for v in node)
-        return False
-
-    return "bf16" if asks(load_params(name, scale, "offline", REPO_ROOT / "notebooks")) else "fp32"
+    protocol = load_params(name, scale, "offline", REPO_ROOT / "notebooks")
+    return "bf16" if bf16_paths(protocol) else "fp32"

@@ -51,6 +51,50 @@ def test_build_status_prefers_gpu_and_reads_the_ladder(tmp_path: Path) -> None:
     assert status.loc["exp_b", "git commit"] == "0123456789 (dirty)"
     assert status.loc["exp_b", "torch"] == "9.9"
     assert status.loc["similarity_ladder", "runs"] == 2
+    # the fixtures' code versions are not this library's: the column says they differ
+    assert "differs" in status.loc["exp_b", "library changed since"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=env).stdout.strip()  # fmt: skip
+
+
+def test_library_changes_names_the_computing_modules_edited_since_the_results(
+    tmp_path: Path,
+) -> None:
+    lib = tmp_path / "src" / "survey_lib"
+    (lib / "train").mkdir(parents=True)
+    for rel in ("train/engine.py", "train/batched.py", "book.py", "stats.py"):
+        (lib / rel).write_text("x = 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "results computed here")
+    commit = _git(tmp_path, "rev-parse", "HEAD")
+    # the code version the results hold is the current one: nothing to report
+    assert book.library_changes([commit], ["v1"], current="v1", repo=tmp_path) == "none"
+    # edits after the results: a computing module and a presentation module (book.py)
+    (lib / "train" / "batched.py").write_text("x = 2\n")
+    (lib / "book.py").write_text("x = 2\n")
+    got = book.library_changes([commit + " (dirty)"], ["v1"], current="v2", repo=tmp_path)
+    assert got == "train/batched.py"
+    # a presentation-only edit leaves the code version alone, but if the versions still
+    # differ (the results came from a dirty tree) the answer says so instead of "none"
+    (lib / "train" / "batched.py").write_text("x = 1\n")
+    assert "differs" in book.library_changes([commit], ["v1"], current="v2", repo=tmp_path)
+    # no such commit: the versions differ, and the answer says there is nothing to compare
+    assert "no git history" in book.library_changes(["feedbeef00"], ["v1"], current="v2",
+                                                    repo=tmp_path)  # fmt: skip
+    many = [f"m{i}.py" for i in range(9)]
+    for name in many:
+        (lib / name).write_text("y = 1\n")
+    _git(tmp_path, "add", ".")
+    got = book.library_changes([commit], ["v1"], current="v2", repo=tmp_path)
+    assert got.endswith("and 3 more") and got.startswith("m0.py, m1.py")
 
 
 def test_results_dir_override_and_unscaled_fallback(monkeypatch, tmp_path: Path) -> None:
@@ -304,9 +348,10 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
     assert script.main(["--fp32", str(fp32), "--bf16", str(tmp_path / "cpu-bf16"),
                         "--out", str(out)]) == 0
     shown = book.precision_comparison(tmp_path / "cpu")
-    assert set(shown["claims"]["same verdict"]) == {"yes"}
-    assert list(shown["times"]["fp32 / bf16"]) == [1.0, 1.0, 1.0]  # the same runs twice
-    assert "nan" not in " ".join(shown["claims"]["fp32 [95 % CI]"])
+    assert set(shown["same verdict"]) == {"yes"}  # the same runs twice
+    assert set(shown["each inside the other's CI"]) <= {"yes", "no"}
+    assert set(shown["notebook"]) == set(book.PRECISION_NOTEBOOKS)
+    assert "nan" not in " ".join(shown["fp32 [95 % CI]"])
 
 
 def test_protocol_precision_reads_the_committed_protocol() -> None:

@@ -40,6 +40,9 @@ def test_protocol_for_device_turns_bf16_off_only_where_it_would_fall_back(monkey
     assert prec.protocol_for_device(protocol, "cuda") == (protocol, [])  # bf16 on CUDA
     monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: True)
     assert prec.protocol_for_device(protocol, "cpu") == (protocol, [])
+    # what the book reads to say which precision a committed protocol uses
+    assert prec.bf16_paths(protocol) == ["train.amp_bf16", "targets[0].train.amp_bf16"]
+    assert prec.bf16_paths({"train": {"amp_bf16": False}, "x": [1, {"amp_bf16": None}]}) == []
 
 
 def _train_one(params, seed):

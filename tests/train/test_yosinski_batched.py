@@ -14,7 +14,6 @@ from survey_lib.experiments.yosinski_batched import run_cells
 PARAMS = Path(__file__).parents[2] / "notebooks/params/yosinski_layer_transfer/smoke.yaml"
 
 
-@pytest.mark.slow
 def test_batched_cells_match_run_cell(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     p = yaml.safe_load(PARAMS.read_text())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -443,13 +444,9 @@ def claim_verdicts(
             p_value=full.p_value,
         )
         if math.isnan(full.min_p):
-            from dataclasses import replace
-
             v = replace(v, bound_text=v.bound_text + (
                 f"; the permutation test is undefined here ({_UNDEFINED_PERMUTATION})"))
         elif not full.min_p < ALPHA:
-            from dataclasses import replace
-
             v = replace(v, bound_text=v.bound_text + (
                 f"; with {full.n_units} units the smallest attainable permutation p is "
                 f"{full.min_p:.3f}, so more units (not seeds) would decide it"))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,7 @@ from survey_lib.models import TransferModel
 from survey_lib.models.features import normalize
 from survey_lib.regularizers import create_regularizer
 from survey_lib.runner import RunOutput
+from survey_lib.train import TrainConfig
 from survey_lib.train.context import StepContext
 
 #: DELTA's attention sample size (examples of the target's training set).
@@ -142,15 +144,24 @@ def _run_train_spec(params: Mapping[str, Any], n_train: int) -> dict[str, Any]:
     return spec
 
 
-def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
-    """Fine-tune the source on ``params['target']`` at ``params['rate']`` with the penalty
-    ``params['spec']`` (``{"regularizer": name, **hparams}``; the method's name is
-    ``params['method']``; older grids give ``params['methods'][params['method']]`` instead).
-    ``params['lr']``, when given, overrides the learning rate (an lr of 0 is passed on, and
-    rejected by :class:`~survey_lib.train.TrainConfig`). The source model and every tensor given
-    to the regularizer (DELTA's attention batch) live on the run's device; the run record keeps
-    the source checkpoint's SHA-256. With ``params['iterations']`` the epochs follow from it;
-    with ``params['epoch_metrics']`` the metrics asked for are returned beside ``test_acc``."""
+@dataclass
+class PreparedRun:
+    """One fine-tuning run of the grid, ready to train: what :func:`prepare_run` returns."""
+
+    pretrained: TransferModel
+    target_model: TransferModel
+    train: ImageDataset
+    test: ImageDataset
+    config: TrainConfig
+    regularizer: torch.nn.Module
+
+
+def prepare_run(params: Mapping[str, Any], seed: int) -> PreparedRun:
+    """Everything :func:`run_cell` does before training: the target's data at the run's rate
+    and seed, the source network, the target network (the whole source with a new head drawn
+    from the seed), the training config and the regularizer (DELTA's attention batch on the
+    run's device). Used by :func:`run_cell` and by the batched cells
+    (:mod:`survey_lib.experiments.l2sp_bss_batched`), so both prepare a run identically."""
     source = params["source"]
     spec = dict(params["spec"] if "spec" in params else params["methods"][params["method"]])
     train, test = target_data(params["target"], params["rate"], seed, source["size"])
@@ -174,6 +185,20 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
         spec[prefix + "attention_amp"] = bool(config.amp_bf16 and x.device.type == "cuda")
     torch.manual_seed(seed)
     reg = create_regularizer(name, source_model=pretrained, target_model=target_model, **spec)
+    return PreparedRun(pretrained, target_model, train, test, config, reg)
+
+
+def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
+    """Fine-tune the source on ``params['target']`` at ``params['rate']`` with the penalty
+    ``params['spec']`` (``{"regularizer": name, **hparams}``; the method's name is
+    ``params['method']``; older grids give ``params['methods'][params['method']]`` instead).
+    ``params['lr']``, when given, overrides the learning rate (an lr of 0 is passed on, and
+    rejected by :class:`~survey_lib.train.TrainConfig`). The source model and every tensor given
+    to the regularizer (DELTA's attention batch) live on the run's device; the run record keeps
+    the source checkpoint's SHA-256. With ``params['iterations']`` the epochs follow from it;
+    with ``params['epoch_metrics']`` the metrics asked for are returned beside ``test_acc``."""
+    run = prepare_run(params, seed)
+    target_model, train, test, config = run.target_model, run.train, run.test, run.config
     names = epoch_metrics.recorded(params)
     extra: dict[str, float] = {}
     if names:
@@ -181,14 +206,14 @@ def run_cell(params: Mapping[str, Any], seed: int) -> RunOutput:
             params.get("eval_every_iterations"),
             steps_per_epoch(len(train), config.batch_size, config.drop_last),
         )
-        result = fit_or_fail(target_model, train, None, config, penalty=reg.penalty,
+        result = fit_or_fail(target_model, train, None, config, penalty=run.regularizer.penalty,
                              eval_sets={"test": test}, eval_every=every)
         extra = epoch_metrics.from_history(result.history, names)
     else:
-        fit_or_fail(target_model, train, None, config, penalty=reg.penalty)
+        fit_or_fail(target_model, train, None, config, penalty=run.regularizer.penalty)
     return RunOutput(
         {"test_acc": test_accuracy(target_model, test, config), **extra},
-        info=checkpoint_info(pretrained),
+        info=checkpoint_info(run.pretrained),
     )
 
 

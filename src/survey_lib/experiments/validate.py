@@ -61,6 +61,7 @@ _SEEDS = {
     "items": _int(0, "a seed: an integer >= 0"),
     "description": "a non-empty list of distinct integer seeds, e.g. [0, 1, 2]",
 }
+_BATCH_RUNS = _int(1, "an integer >= 1: runs trained at once by fit_many (1: one after another)")
 _WORKERS = {
     "anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}],
     "description": "an integer >= 1 or 'auto'",
@@ -207,6 +208,7 @@ SCHEMAS: dict[str, dict] = {
             },
             "seeds": _SEEDS,
             "workers": _WORKERS,
+            "batch_runs": _BATCH_RUNS,
             "sesoi": _SESOI,
             "failed_fraction": _FAILED_FRACTION,
             "iterations": {
@@ -318,6 +320,7 @@ SCHEMAS: dict[str, dict] = {
             "train": _TRAIN,
             "seeds": _SEEDS,
             "workers": _WORKERS,
+            "batch_runs": _BATCH_RUNS,
             "sesoi": _SESOI,
             "failed_fraction": _FAILED_FRACTION,
             "frozen_dropout": {

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from survey_lib import gpu
 from survey_lib.experiments.common import test_accuracy
 from survey_lib.experiments.yosinski import prepare_transfer, run_cell
 from survey_lib.runner import RunFailed
@@ -60,6 +61,7 @@ def run_cells(items: Sequence[tuple[Mapping[str, Any], int]]) -> list[Any]:
         groups.setdefault(key, []).append((i, target, train, test, config))
     for members in groups.values():
         try:
+            gpu.configure_determinism(members[0][4].device)  # as fit_or_fail does for run_cell
             results = fit_many(
                 [m[1] for m in members], [m[2] for m in members], None,
                 [m[4] for m in members], progress=False,

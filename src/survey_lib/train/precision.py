@@ -106,6 +106,36 @@ def precisions_used() -> str | None:
     return "+".join(sorted(_USED)) or None
 
 
+def _set_bf16_off(protocol: Any, drop: bool) -> tuple[Any, list[str]]:
+    """A copy of ``protocol`` (nested mappings and lists) and the paths of its
+    ``amp_bf16: true`` entries (``train.amp_bf16``, ``targets[0].train.amp_bf16``); with
+    ``drop`` those entries are ``false`` in the copy."""
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, Mapping):
+            out = {}
+            for key, value in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                if key == "amp_bf16" and value is True:
+                    out[key] = not drop
+                    found.append(where)
+                else:
+                    out[key] = walk(value, where)
+            return out
+        if isinstance(node, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return node
+
+    return walk(protocol, ""), found
+
+
+def bf16_paths(protocol: Any) -> list[str]:
+    """Where ``protocol`` asks for bf16 autocast: the paths of its ``amp_bf16: true`` entries
+    (nested mappings and lists searched); empty for an fp32 protocol."""
+    return _set_bf16_off(protocol, drop=False)[1]
+
+
 def protocol_for_device(protocol: Any, device: str | torch.device) -> tuple[Any, list[str]]:
     """``protocol`` with every ``amp_bf16: true`` that ``device`` would compute in fp32 set to
     ``false`` (nested mappings and lists are searched), and the paths changed (``train.amp_bf16``).
@@ -114,22 +144,6 @@ def protocol_for_device(protocol: Any, device: str | torch.device) -> tuple[Any,
     that in the protocol instead, before run ids are computed from it, keeps "bf16 and fp32 runs
     are different runs" true on every machine (issue 13).
     """
-    changed: list[str] = []
-    bf16 = resolve_precision(device, True) == "bf16"
-
-    def walk(node: Any, path: str) -> Any:
-        if isinstance(node, Mapping):
-            out = {}
-            for key, value in node.items():
-                where = f"{path}.{key}" if path else str(key)
-                if key == "amp_bf16" and value is True and not bf16:
-                    out[key] = False
-                    changed.append(where)
-                else:
-                    out[key] = walk(value, where)
-            return out
-        if isinstance(node, list):
-            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
-        return node
-
-    return walk(protocol, ""), changed
+    if resolve_precision(device, True) == "bf16":
+        return _set_bf16_off(protocol, drop=False)[0], []
+    return _set_bf16_off(protocol, drop=True)
