@@ -1659,6 +1659,26 @@ PRECISION_NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2
 """The reproductions whose cpu protocols switched from fp32 to bf16 (issue 13)."""
 
 
+def _comparison_view(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """A page's view of a :func:`~survey_lib.experiments.verdicts.compare_verdicts` table with
+    sides labelled ``a`` (the reference) and ``b``."""
+    yes_no = {True: "yes", False: "no"}
+    return pd.DataFrame({
+        "notebook": table["notebook"],
+        "claim": table["claim"],
+        f"verdict {a}": table[f"verdict_{a}"],
+        f"verdict {b}": table[f"verdict_{b}"],
+        f"{a} [95 % CI]": [fmt_interval(m, lo, hi, 2) for m, lo, hi in
+                           zip(table[f"mean_{a}"], table[f"ci_low_{a}"], table[f"ci_high_{a}"])],
+        f"{b} [95 % CI]": [fmt_interval(m, lo, hi, 2) for m, lo, hi in
+                           zip(table[f"mean_{b}"], table[f"ci_low_{b}"], table[f"ci_high_{b}"])],
+        "n": table[f"n_{b}"],
+        "same verdict": table["same_verdict"].map(yes_no),
+        f"{b} inside the {a} CI": table["inside_first"].map(yes_no),
+        "each inside the other's CI": table["inside_both"].map(yes_no),
+    })  # fmt: skip
+
+
 def precision_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
     """The committed fp32-vs-bf16 check of the three reproductions, for a page: one row per
     claim (notebook, claim, both verdicts, both estimates with their intervals, n, same
@@ -1672,23 +1692,21 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataF
     """
     base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
     path = base / "precision_comparison.csv"
-    if not path.is_file():
-        return None
-    table = pd.read_csv(path)
-    return pd.DataFrame({
-        "notebook": table["notebook"],
-        "claim": table["claim"],
-        "verdict fp32": table["verdict_fp32"],
-        "verdict bf16": table["verdict_bf16"],
-        "fp32 [95 % CI]": [fmt_interval(m, lo, hi, 2) for m, lo, hi in
-                           zip(table["mean_fp32"], table["ci_low_fp32"], table["ci_high_fp32"])],
-        "bf16 [95 % CI]": [fmt_interval(m, lo, hi, 2) for m, lo, hi in
-                           zip(table["mean_bf16"], table["ci_low_bf16"], table["ci_high_bf16"])],
-        "n": table["n_bf16"],
-        "same verdict": table["same_verdict"].map({True: "yes", False: "no"}),
-        "bf16 inside the fp32 CI": table["inside_first"].map({True: "yes", False: "no"}),
-        "each inside the other's CI": table["inside_both"].map({True: "yes", False: "no"}),
-    })  # fmt: skip
+    return _comparison_view(pd.read_csv(path), "fp32", "bf16") if path.is_file() else None
+
+
+def batching_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
+    """The committed sequential-vs-batched check (``fit_many``, issue 13), for a page: the
+    view of :func:`precision_comparison` over ``batching_comparison.csv`` (written by
+    ``scripts/compare_batching.py``); ``None`` when that file is not committed.
+
+    Args:
+        root: the scale folder holding ``batching_comparison.csv`` (default: as
+            :func:`precision_comparison`).
+    """
+    base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
+    path = base / "batching_comparison.csv"
+    return _comparison_view(pd.read_csv(path), "sequential", "batched") if path.is_file() else None
 
 
 def protocol_precision(name: str, scale: str = "cpu") -> str:

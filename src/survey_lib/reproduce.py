@@ -469,7 +469,9 @@ def run_notebook(
             )
             reused = _seed_from_protocol(out_dir, base)
             if reused:
-                print(f"    {reused} finished run(s) of {base} reused (same run ids)", flush=True)
+                print(f"    {reused} finished run record(s) of {base} copied in: the runs whose id "
+                      "the overrides leave unchanged are reused, the others move to stale/",
+                      flush=True)  # fmt: skip
         nbformat.write(notebook, staged)
         papermill.execute_notebook(
             str(staged),

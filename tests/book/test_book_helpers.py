@@ -354,6 +354,23 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
     assert "nan" not in " ".join(shown["fp32 [95 % CI]"])
 
 
+def test_batching_comparison_reads_the_committed_check(tmp_path: Path) -> None:
+    import importlib.util
+
+    root = Path(book.__file__).resolve().parents[2]
+    assert book.batching_comparison(tmp_path) is None  # not committed: nothing to show
+    spec = importlib.util.spec_from_file_location("cmpb", root / "scripts" / "compare_batching.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    seq = root / "results" / "cpu-fp32"
+    assert script.main(["--sequential", str(seq), "--batched", str(seq), "--notebooks",
+                        "l2sp_vs_bss", "--out", str(tmp_path / "batching_comparison.csv")]) == 0
+    shown = book.batching_comparison(tmp_path)
+    assert set(shown["same verdict"]) == {"yes"} and set(shown["notebook"]) == {"l2sp_vs_bss"}
+    assert set(shown["batched inside the sequential CI"]) == {"yes"}
+    assert "nan" not in " ".join(shown["batched [95 % CI]"])
+
+
 def test_protocol_precision_reads_the_committed_protocol() -> None:
     assert book.protocol_precision("yosinski_layer_transfer") == "fp32"  # the check failed there
     assert book.protocol_precision("transferability_ranking") == "fp32"

@@ -1,0 +1,70 @@
+"""Sequential against batched training on the same seeds: do the verdicts change? (issue 13)
+
+A cpu protocol may set ``batch_runs`` above 1 (its runs then train several at a time with
+``fit_many``) only if that leaves its verdicts alone. The check, registered in the protocol's
+``cpu.yaml`` before any batched result existed, runs the committed protocol again with
+``batch_runs`` set and nothing else changed. This script compares every verdict table of the
+two runs (:func:`survey_lib.experiments.verdicts.compare_verdicts`: same verdict? the batched
+estimate inside the sequential 95 % interval? each inside the other's?), prints the table and
+writes it (default ``results/cpu/batching_comparison.csv``); the exit status is 1 when a
+verdict differs or a batched estimate falls outside its sequential interval.
+
+    python scripts/compare_batching.py --batched results/cpu-batched \\
+        [--sequential results/cpu] [--notebooks l2sp_vs_bss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from survey_lib.experiments.verdicts import compare_verdicts
+from survey_lib.io import atomic_write_text
+
+
+def compare(sequential: Path, batched: Path, notebooks: list[str]) -> pd.DataFrame:
+    """The claim-by-claim comparison of every verdict table of ``notebooks`` in both roots."""
+    rows = []
+    for name in notebooks:
+        tables = sorted((sequential / name).glob("verdicts*.csv"))
+        if not tables:
+            raise FileNotFoundError(f"no verdict tables in {sequential / name}")
+        for seq_path in tables:
+            bat_path = batched / name / seq_path.name
+            if not bat_path.is_file():
+                raise FileNotFoundError(f"{bat_path} missing: the batched run's tables are not there")
+            table = compare_verdicts(pd.read_csv(seq_path), pd.read_csv(bat_path),
+                                     ("sequential", "batched"))  # fmt: skip
+            rows.append(table.assign(notebook=name, table=seq_path.name))
+    out = pd.concat(rows, ignore_index=True)
+    first = ["notebook", "table", "claim"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequential", type=Path, default=Path("results/cpu"))
+    parser.add_argument("--batched", type=Path, default=Path("results/cpu-batched"))
+    parser.add_argument("--notebooks", default="l2sp_vs_bss", help="comma-separated names")
+    parser.add_argument("--out", type=Path, default=Path("results/cpu/batching_comparison.csv"))
+    args = parser.parse_args(argv)
+    table = compare(args.sequential, args.batched, args.notebooks.split(","))
+    atomic_write_text(args.out, table.to_csv(index=False))
+    shown = table[["notebook", "table", "claim", "verdict_sequential", "verdict_batched",
+                   "mean_sequential", "mean_batched", "same_verdict", "inside_first",
+                   "inside_both"]].copy()  # fmt: skip
+    shown["claim"] = shown["claim"].str.slice(0, 40)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(shown.round(3).to_string(index=False))
+    same, n = int(table["same_verdict"].sum()), len(table)
+    first, both = int(table["inside_first"].sum()), int(table["inside_both"].sum())
+    print(f"\nsame verdict: {same} of {n} claims; batched estimate inside the sequential "
+          f"interval: {first} of {n}; each inside the other's: {both} of {n}; written {args.out}")
+    return 0 if same == n and first == n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
