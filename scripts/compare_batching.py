@@ -21,27 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from survey_lib.experiments.verdicts import compare_verdicts
+from survey_lib.experiments.verdicts import compare_verdict_folders
 from survey_lib.io import atomic_write_text
-
-
-def compare(sequential: Path, batched: Path, notebooks: list[str]) -> pd.DataFrame:
-    """The claim-by-claim comparison of every verdict table of ``notebooks`` in both roots."""
-    rows = []
-    for name in notebooks:
-        tables = sorted((sequential / name).glob("verdicts*.csv"))
-        if not tables:
-            raise FileNotFoundError(f"no verdict tables in {sequential / name}")
-        for seq_path in tables:
-            bat_path = batched / name / seq_path.name
-            if not bat_path.is_file():
-                raise FileNotFoundError(f"{bat_path} missing: the batched run's tables are not there")
-            table = compare_verdicts(pd.read_csv(seq_path), pd.read_csv(bat_path),
-                                     ("sequential", "batched"))  # fmt: skip
-            rows.append(table.assign(notebook=name, table=seq_path.name))
-    out = pd.concat(rows, ignore_index=True)
-    first = ["notebook", "table", "claim"]
-    return out[first + [c for c in out.columns if c not in first]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", default="l2sp_vs_bss", help="comma-separated names")
     parser.add_argument("--out", type=Path, default=Path("results/cpu/batching_comparison.csv"))
     args = parser.parse_args(argv)
-    table = compare(args.sequential, args.batched, args.notebooks.split(","))
+    table = compare_verdict_folders(args.sequential, args.batched, args.notebooks.split(","),
+                                    ("sequential", "batched"))
     atomic_write_text(args.out, table.to_csv(index=False))
     shown = table[["notebook", "table", "claim", "verdict_sequential", "verdict_batched",
                    "mean_sequential", "mean_batched", "same_verdict", "inside_first",

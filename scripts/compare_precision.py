@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from survey_lib.experiments.verdicts import compare_verdicts
+from survey_lib.experiments.verdicts import compare_verdict_folders
 from survey_lib.io import atomic_write_text
 
 NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss")
@@ -29,27 +29,16 @@ NOTEBOOKS = ("yosinski_layer_transfer", "kornblith_gains_vs_size", "l2sp_vs_bss"
 
 def compare(fp32_root: Path, bf16_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The claim-by-claim comparison of every verdict table, and the notebooks' wall times."""
-    rows, times = [], []
+    table = compare_verdict_folders(fp32_root, bf16_root, NOTEBOOKS, ("fp32", "bf16"))
+    times = []
     for name in NOTEBOOKS:
-        tables = sorted((fp32_root / name).glob("verdicts*.csv"))
-        if not tables:
-            raise FileNotFoundError(f"no fp32 verdict tables in {fp32_root / name}")
-        for fp32_path in tables:
-            bf16_path = bf16_root / name / fp32_path.name
-            if not bf16_path.is_file():
-                raise FileNotFoundError(f"{bf16_path} missing: the bf16 run's tables are not there")
-            table = compare_verdicts(pd.read_csv(fp32_path), pd.read_csv(bf16_path),
-                                     ("fp32", "bf16"))
-            rows.append(table.assign(notebook=name, table=fp32_path.name))
         seconds = {}
         for label, root in (("fp32", fp32_root), ("bf16", bf16_root)):
             driver = json.loads((root / name / "driver.json").read_text())
             seconds[f"seconds_{label}"] = float(driver["seconds"])
         times.append({"notebook": name, **seconds,
                       "speed_up": seconds["seconds_fp32"] / seconds["seconds_bf16"]})
-    out = pd.concat(rows, ignore_index=True)
-    first = ["notebook", "table", "claim"]
-    return out[first + [c for c in out.columns if c not in first]], pd.DataFrame(times)
+    return table, pd.DataFrame(times)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,11 +11,13 @@ from survey_lib import reproduce
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
+def _run(name: str, override: str, root: Path) -> reproduce.NotebookOutcome:
+    return reproduce.run_notebook(name, "smoke", "offline", reproduce.parse_overrides([override]),
+                                  notebooks_dir=NOTEBOOKS, results_root=root)  # fmt: skip
+
+
 def test_batch_runs_trains_the_transfer_grids_in_batches(tmp_path: Path) -> None:
-    outcome = reproduce.run_notebook(
-        "yosinski_layer_transfer", "smoke", "offline", reproduce.parse_overrides(["batch_runs=2"]),
-        notebooks_dir=NOTEBOOKS, results_root=tmp_path,
-    )  # fmt: skip
+    outcome = _run("yosinski_layer_transfer", "batch_runs=2", tmp_path)
     assert outcome.status == "ok", outcome.error
     folder = next(tmp_path.glob("smoke-set-batch_runs-2-*/yosinski_layer_transfer"))
     for grid, batched in (("base", False), ("transfer", True), ("glyphs_transfer", True)):
@@ -32,19 +34,13 @@ def test_batch_runs_trains_the_transfer_grids_in_batches(tmp_path: Path) -> None
 
 
 def test_batch_runs_below_one_is_refused_before_any_run(tmp_path: Path) -> None:
-    outcome = reproduce.run_notebook(
-        "yosinski_layer_transfer", "smoke", "offline", reproduce.parse_overrides(["batch_runs=0"]),
-        notebooks_dir=NOTEBOOKS, results_root=tmp_path,
-    )  # fmt: skip
+    outcome = _run("yosinski_layer_transfer", "batch_runs=0", tmp_path)
     assert outcome.status == "failed" and "batch_runs = 0" in outcome.error
     assert not any(tmp_path.rglob("runs"))
 
 
 def test_l2sp_notebook_batches_methods_lrs_and_seeds_together(tmp_path: Path) -> None:
-    outcome = reproduce.run_notebook(
-        "l2sp_vs_bss", "smoke", "offline", reproduce.parse_overrides(["batch_runs=4"]),
-        notebooks_dir=NOTEBOOKS, results_root=tmp_path,
-    )  # fmt: skip
+    outcome = _run("l2sp_vs_bss", "batch_runs=4", tmp_path)
     assert outcome.status == "ok", outcome.error
     folder = next(tmp_path.glob("smoke-set-batch_runs-4-*/l2sp_vs_bss"))
     for grid in ("regularizers", "lr_sweep"):

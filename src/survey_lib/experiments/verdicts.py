@@ -760,6 +760,39 @@ def compare_verdicts(
     return out
 
 
+
+def compare_verdict_folders(
+    first: str | PathLike[str], second: str | PathLike[str], notebooks: Sequence[str],
+    labels: tuple[str, str],
+) -> pd.DataFrame:
+    """:func:`compare_verdicts` over two results roots: for each notebook, every
+    ``verdicts*.csv`` under ``<first>/<notebook>/`` against the same file under
+    ``<second>/<notebook>/`` (one protocol run twice, e.g. fp32 and bf16, or sequential and
+    batched). Returns the rows of every table with ``notebook`` and ``table`` (the file name)
+    first.
+
+    Raises:
+        FileNotFoundError: a notebook has no verdict table under ``first``, or a table of
+            ``first`` is missing under ``second`` (the message names which run lacks it).
+    """
+    from pathlib import Path
+
+    rows = []
+    for name in notebooks:
+        tables = sorted((Path(first) / name).glob("verdicts*.csv"))
+        if not tables:
+            raise FileNotFoundError(f"no verdict tables in {Path(first) / name}")
+        for path in tables:
+            other = Path(second) / name / path.name
+            if not other.is_file():
+                raise FileNotFoundError(
+                    f"{other} missing: the {labels[1]} run's tables are not there")
+            table = compare_verdicts(pd.read_csv(path), pd.read_csv(other), labels)
+            rows.append(table.assign(notebook=name, table=path.name))
+    out = pd.concat(rows, ignore_index=True)
+    head = ["notebook", "table", "claim"]
+    return out[head + [c for c in out.columns if c not in head]]
+
 def verdict_view(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader needs, for a notebook page: claim, verdict, the bound in words,
     the fragile flag, spread, minimum detectable effect, seeds needed and the SESOI rule."""
