@@ -11,6 +11,12 @@ fails), 0 when every one is identical.
     python scripts/rerun_committed.py results/cpu/l2sp_vs_bss/regularizers \\
         --seed 100 --match rate=0.15 --limit 5
 
+A run's numbers depend on the CPU threads it ran with (oneDNN and the matrix kernels split
+their sums differently), so each run is re-run with the threads its grid's workers had: with
+``workers`` > 1 in ``<grid>/provenance.json`` each worker had ``cpus // workers`` threads
+(:func:`survey_lib.runner.grid.worker_slots`), with one worker PyTorch's default; ``--threads``
+overrides. With other threads the same code gives slightly different numbers.
+
 Checkpoints are read from each record's ``checkpoint_dir`` (the scale's, git-ignored: a
 missing source checkpoint is trained again, as the notebook would). A run trained in a batch
 (``provenance.batch``) is re-run alone and so compares only to float rounding.
@@ -56,6 +62,22 @@ def _matches(params: dict, filters: list[tuple[str, object]]) -> bool:
     return True
 
 
+def _grid_threads(grid: Path) -> int | None:
+    """The threads each worker of ``grid``'s run had, from its ``provenance.json`` (``None``:
+    one worker, PyTorch's default, or no provenance)."""
+    from survey_lib.runner.grid import worker_slots
+
+    path = grid / "provenance.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    workers = record.get("workers")
+    cpus = (record.get("device") or {}).get("cpu_count")
+    if not isinstance(workers, int) or workers <= 1 or not cpus:
+        return None
+    return worker_slots(workers, 0, int(cpus))[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path, help="a committed grid folder (holds runs/*.json)")
@@ -64,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only runs whose parameter KEY (dotted for nested) equals the "
                              "YAML VALUE, e.g. rate=0.15 or target.name=greek_cyrillic")
     parser.add_argument("--limit", type=int, default=5, help="at most this many runs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: those the grid's workers had)")
     args = parser.parse_args(argv)
     if args.grid.name not in RUN_FUNCTIONS:
         parser.error(f"no run function known for grid {args.grid.name!r}; "
@@ -74,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             parser.error(f"--match {item!r}: expected KEY=VALUE")
         filters.append((key, yaml.safe_load(value)))
+    threads = args.threads or _grid_threads(args.grid)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    print(f"threads: {threads or 'PyTorch default'}")
     module, name = RUN_FUNCTIONS[args.grid.name].split(":")
     run = getattr(importlib.import_module(module), name)
     records = [json.loads(p.read_text()) for p in sorted((args.grid / "runs").glob("*.json"))]

@@ -32,6 +32,9 @@ def test_every_grid_of_the_notebooks_has_its_run_function() -> None:
 
 
 def test_identical_metrics_pass_and_a_changed_one_fails(tmp_path: Path, monkeypatch, capsys) -> None:
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its own
     (tmp_path / "cellmod.py").write_text(
         "def run(params, seed):\n    return {'acc': params['x'] * 10 + seed}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -44,8 +47,11 @@ def test_identical_metrics_pass_and_a_changed_one_fails(tmp_path: Path, monkeypa
                   "metrics": {"acc": acc}, "provenance": {"code_version": "abc"}}
         (runs / f"r{i}.json").write_text(json.dumps(record))
     grid = str(tmp_path / "g")
+    (tmp_path / "g" / "provenance.json").write_text(
+        json.dumps({"workers": 2, "device": {"cpu_count": 4}}))
     assert script.main([grid, "--seed", "0", "--match", "t.name=n1"]) == 0
-    assert "identical" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "identical" in out and "threads: 2" in out  # 4 cpus over 2 workers, as they ran
     assert script.main([grid, "--match", "x=3"]) == 1  # committed 99, now 30
     assert "DIFFERENT" in capsys.readouterr().out
     assert script.main([grid, "--match", "x=4"]) == 1  # nothing matches
