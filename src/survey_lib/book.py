@@ -1663,8 +1663,15 @@ def _comparison_view(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """A page's view of a :func:`~survey_lib.experiments.verdicts.compare_verdicts` table with
     sides labelled ``a`` (the reference) and ``b``."""
     yes_no = {True: "yes", False: "no"}
+    # a claim the protocol does not run has no estimate on either side: nothing to be inside
+    ran = table[[f"mean_{a}", f"mean_{b}"]].notna().any(axis=1)
+
+    def inside(column: str) -> pd.Series:
+        return table[column].map(yes_no).where(ran, "not run")
+
     return pd.DataFrame({
         "notebook": table["notebook"],
+        "table": table["table"] if "table" in table else "verdicts.csv",
         "claim": table["claim"],
         f"verdict {a}": table[f"verdict_{a}"],
         f"verdict {b}": table[f"verdict_{b}"],
@@ -1674,8 +1681,8 @@ def _comparison_view(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
                            zip(table[f"mean_{b}"], table[f"ci_low_{b}"], table[f"ci_high_{b}"])],
         "n": table[f"n_{b}"],
         "same verdict": table["same_verdict"].map(yes_no),
-        f"{b} inside the {a} CI": table["inside_first"].map(yes_no),
-        "each inside the other's CI": table["inside_both"].map(yes_no),
+        f"{b} inside the {a} CI": inside("inside_first"),
+        "each inside the other's CI": inside("inside_both"),
     })  # fmt: skip
 
 
@@ -1707,6 +1714,14 @@ def batching_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataFr
     base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
     path = base / "batching_comparison.csv"
     return _comparison_view(pd.read_csv(path), "sequential", "batched") if path.is_file() else None
+
+
+def protocol_batch_runs(name: str, scale: str = "cpu") -> int:
+    """``batch_runs`` of notebook ``name``'s committed offline protocol at ``scale`` (1 when the
+    protocol leaves it out: runs train one at a time)."""
+    from survey_lib.reproduce import load_params
+
+    return int(load_params(name, scale, "offline", REPO_ROOT / "notebooks").get("batch_runs", 1))
 
 
 def protocol_precision(name: str, scale: str = "cpu") -> str:
