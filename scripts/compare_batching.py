@@ -10,8 +10,12 @@ writes it (default ``results/cpu/batching_comparison.csv``); the exit status is 
 verdict differs or a batched estimate falls outside its sequential interval (a claim the
 protocol does not run, with no estimate in either run, has nothing to compare).
 
-    python scripts/compare_batching.py --batched results/cpu-batched \\
-        [--sequential results/cpu] [--notebooks l2sp_vs_bss]
+    python scripts/compare_batching.py [--sequential results/cpu-sequential]
+        [--batched results/cpu-batched] [--notebooks yosinski_layer_transfer,l2sp_vs_bss]
+
+The two runs' tables (verdicts, per-seed values, driver and grid records) are kept in
+``results/cpu-sequential/<notebook>/`` and ``results/cpu-batched/<notebook>/``; ``results/cpu/``
+holds the run each committed protocol now uses.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from survey_lib.io import atomic_write_text
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequential", type=Path, default=Path("results/cpu"))
+    parser.add_argument("--sequential", type=Path, default=Path("results/cpu-sequential"))
     parser.add_argument("--batched", type=Path, default=Path("results/cpu-batched"))
-    parser.add_argument("--notebooks", default="l2sp_vs_bss", help="comma-separated names")
+    parser.add_argument("--notebooks", default="yosinski_layer_transfer,l2sp_vs_bss",
+                        help="comma-separated names")
     parser.add_argument("--out", type=Path, default=Path("results/cpu/batching_comparison.csv"))
     args = parser.parse_args(argv)
     table = compare_verdict_folders(args.sequential, args.batched, args.notebooks.split(","),
