@@ -349,7 +349,9 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
                         "--out", str(out)]) == 0
     shown = book.precision_comparison(tmp_path / "cpu")
     assert set(shown["same verdict"]) == {"yes"}  # the same runs twice
-    assert set(shown["each inside the other's CI"]) <= {"yes", "no"}
+    # claims a protocol does not run (no estimate in either run) are "not run", never "no"
+    assert set(shown["each inside the other's CI"]) <= {"yes", "no", "not run"}
+    assert "no" not in set(shown["bf16 inside the fp32 CI"])  # the same runs twice
     assert set(shown["notebook"]) == set(book.PRECISION_NOTEBOOKS)
     assert "nan" not in " ".join(shown["fp32 [95 % CI]"])
 
@@ -369,6 +371,12 @@ def test_batching_comparison_reads_the_committed_check(tmp_path: Path) -> None:
     assert set(shown["same verdict"]) == {"yes"} and set(shown["notebook"]) == {"l2sp_vs_bss"}
     assert set(shown["batched inside the sequential CI"]) == {"yes"}
     assert "nan" not in " ".join(shown["batched [95 % CI]"])
+
+
+def test_protocol_batch_runs_reads_the_committed_protocol() -> None:
+    assert book.protocol_batch_runs("yosinski_layer_transfer") == 8  # the check passed
+    assert book.protocol_batch_runs("l2sp_vs_bss") == 1  # the check failed on claim 4
+    assert book.protocol_batch_runs("kornblith_gains_vs_size") == 1  # not wired
 
 
 def test_protocol_precision_reads_the_committed_protocol() -> None:
