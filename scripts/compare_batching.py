@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from survey_lib.experiments.verdicts import compare_verdict_folders
+from survey_lib.experiments.verdicts import compare_verdict_folders, has_estimate
 from survey_lib.io import atomic_write_text
 
 
@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(shown.round(3).to_string(index=False))
     same, n = int(table["same_verdict"].sum()), len(table)
-    # a claim the protocol does not run has no estimate in either run: nothing to be inside
-    ran = table[["mean_sequential", "mean_batched"]].notna().any(axis=1)
+    ran = has_estimate(table, ("sequential", "batched"))
     first = int(table["inside_first"][ran].sum())
     both = int(table["inside_both"][ran].sum())
     print(f"\nsame verdict: {same} of {n} claims; of the {int(ran.sum())} with an estimate, the "

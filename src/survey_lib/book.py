@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from survey_lib.experiments.verdicts import OUTCOMES, normalise_verdicts
+from survey_lib.experiments.verdicts import OUTCOMES, has_estimate, normalise_verdicts
 from survey_lib.provenance import code_version, is_presentation_module
 from survey_lib.stats import t_errorbar
 
@@ -1663,8 +1663,7 @@ def _comparison_view(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """A page's view of a :func:`~survey_lib.experiments.verdicts.compare_verdicts` table with
     sides labelled ``a`` (the reference) and ``b``."""
     yes_no = {True: "yes", False: "no"}
-    # a claim the protocol does not run has no estimate on either side: nothing to be inside
-    ran = table[[f"mean_{a}", f"mean_{b}"]].notna().any(axis=1)
+    ran = has_estimate(table, (a, b))
 
     def inside(column: str) -> pd.Series:
         return table[column].map(yes_no).where(ran, "not run")
@@ -1697,9 +1696,7 @@ def precision_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataF
         root: the scale folder holding ``precision_comparison.csv`` (default: the one holding
             the Yosinski results, :func:`experiment_dir`).
     """
-    base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
-    path = base / "precision_comparison.csv"
-    return _comparison_view(pd.read_csv(path), "fp32", "bf16") if path.is_file() else None
+    return _committed_check(root, "precision_comparison.csv", "fp32", "bf16")
 
 
 def batching_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataFrame | None:
@@ -1711,9 +1708,16 @@ def batching_comparison(root: str | os.PathLike[str] | None = None) -> pd.DataFr
         root: the scale folder holding ``batching_comparison.csv`` (default: as
             :func:`precision_comparison`).
     """
+    return _committed_check(root, "batching_comparison.csv", "sequential", "batched")
+
+
+def _committed_check(root: str | os.PathLike[str] | None, name: str, a: str,
+                     b: str) -> pd.DataFrame | None:
+    """:func:`_comparison_view` of the committed check table ``name`` in ``root`` (default:
+    the scale folder holding the Yosinski results), or ``None`` when it is not committed."""
     base = Path(root) if root is not None else experiment_dir(PRECISION_NOTEBOOKS[0]).parent
-    path = base / "batching_comparison.csv"
-    return _comparison_view(pd.read_csv(path), "sequential", "batched") if path.is_file() else None
+    path = base / name
+    return _comparison_view(pd.read_csv(path), a, b) if path.is_file() else None
 
 
 def protocol_batch_runs(name: str, scale: str = "cpu") -> int:

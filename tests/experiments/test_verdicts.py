@@ -244,3 +244,13 @@ def test_compare_verdicts_claim_by_claim() -> None:
         compare_verdicts(fp32, bf16, ("x", "x"))
     with pytest.raises(ValueError, match="claims must be unique"):
         compare_verdicts(pd.concat([fp32, fp32]), bf16)
+
+
+def test_has_estimate_marks_claims_not_run_on_either_side() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from survey_lib.experiments.verdicts import has_estimate
+
+    table = pd.DataFrame({"mean_a": [1.0, np.nan, np.nan], "mean_b": [np.nan, 2.0, np.nan]})
+    assert has_estimate(table, ("a", "b")).tolist() == [True, True, False]

@@ -761,6 +761,12 @@ def compare_verdicts(
 
 
 
+def has_estimate(table: pd.DataFrame, labels: tuple[str, str]) -> pd.Series:
+    """Which rows of a :func:`compare_verdicts` table have an estimate on either side: a claim
+    the protocol does not run has none, so neither "same" nor "inside" says anything there."""
+    a, b = labels
+    return table[[f"mean_{a}", f"mean_{b}"]].notna().any(axis=1)
+
 def compare_verdict_folders(
     first: str | PathLike[str], second: str | PathLike[str], notebooks: Sequence[str],
     labels: tuple[str, str],
