@@ -242,3 +242,10 @@ def test_pages_in_browser(server: str, driver, chapters) -> None:
         if code != 200:
             problems.append(f"internal link {link} returned {code}")
     assert not problems, "\n".join(problems[:40])
+
+
+def test_site_root_serves_a_favicon(server: str) -> None:
+    """Browsers ask for ``/favicon.ico`` on pages with no icon link (the root redirect page
+    Jupyter Book writes has none); a 404 there is a console error on the reader's first page."""
+    assert _status(f"{server}/favicon.ico") == 200
+    assert (HTML / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00", "favicon.ico is not an ICO file"
