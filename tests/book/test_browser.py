@@ -17,6 +17,7 @@ import functools
 import http.server
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import urllib.error
@@ -59,12 +60,22 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """A local server that does not print a traceback when the browser drops a connection it
+    no longer needs (a page left mid-transfer): that is no error of the book's."""
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 (socketserver API)
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 @pytest.fixture(scope="module")
 def server(built_book) -> Iterator[str]:
     assert built_book.returncode == 0, "the book did not build"
     port = _free_port()
     handler = functools.partial(_Quiet, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    httpd = _QuietServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
@@ -248,4 +259,6 @@ def test_site_root_serves_a_favicon(server: str) -> None:
     """Browsers ask for ``/favicon.ico`` on pages with no icon link (the root redirect page
     Jupyter Book writes has none); a 404 there is a console error on the reader's first page."""
     assert _status(f"{server}/favicon.ico") == 200
-    assert (HTML / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00", "favicon.ico is not an ICO file"
+    assert (HTML / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00", (
+        "favicon.ico is not an ICO file"
+    )
