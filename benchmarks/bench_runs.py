@@ -120,10 +120,6 @@ def flops_per_image(name: str, config: TrainConfig, size: int) -> float:
     return counter.get_total_flops() / 16
 
 
-def best(repeats: int, fn, *args) -> float:
-    return min(fn(*args) for _ in range(repeats))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from survey_lib.protocol_table import lookup
+
 #: grid folder name -> the run function the notebooks pass to run_grid
 RUN_FUNCTIONS = {
     "base": "survey_lib.experiments.yosinski:run_cell",
@@ -51,15 +53,8 @@ RUN_FUNCTIONS = {
 
 
 def _matches(params: dict, filters: list[tuple[str, object]]) -> bool:
-    for key, value in filters:
-        node: object = params
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        if node != value:
-            return False
-    return True
+    """Whether every ``(dotted key, value)`` filter holds for ``params`` (a missing key fails)."""
+    return all(lookup(params, key) == value for key, value in filters)
 
 
 def _grid_threads(grid: Path) -> int | None:

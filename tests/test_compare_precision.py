@@ -3,7 +3,6 @@ fp32-vs-bf16 and sequential-vs-batched checks)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -13,15 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script(name: str = "compare_precision"):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_table_against_itself_agrees_and_a_changed_verdict_fails(tmp_path: Path) -> None:
-    script = _script()
+def test_a_table_against_itself_agrees_and_a_changed_verdict_fails(
+    tmp_path: Path, load_script
+) -> None:
+    script = load_script("compare_precision")
     fp32 = ROOT / "results" / "cpu-fp32"
     out = tmp_path / "cmp.csv"
     assert script.main(["--fp32", str(fp32), "--bf16", str(fp32), "--out", str(out)]) == 0
@@ -38,8 +32,10 @@ def test_a_table_against_itself_agrees_and_a_changed_verdict_fails(tmp_path: Pat
     assert (~pd.read_csv(out)["same_verdict"]).sum() == 1
 
 
-def test_a_run_against_itself_passes_and_a_moved_estimate_fails(tmp_path: Path) -> None:
-    script = _script("compare_batching")
+def test_a_run_against_itself_passes_and_a_moved_estimate_fails(
+    tmp_path: Path, load_script
+) -> None:
+    script = load_script("compare_batching")
     seq = ROOT / "results" / "cpu-fp32"
     out = tmp_path / "cmp.csv"
     args = ["--sequential", str(seq), "--notebooks", "l2sp_vs_bss", "--out", str(out)]

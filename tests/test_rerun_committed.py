@@ -11,16 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("rerun_committed",
-                                                  ROOT / "scripts" / "rerun_committed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_every_grid_of_the_notebooks_has_its_run_function() -> None:
-    script = _script()
+def test_every_grid_of_the_notebooks_has_its_run_function(load_script) -> None:
+    script = load_script("rerun_committed")
     used = {}
     for nb in (ROOT / "notebooks").glob("*.md"):
         for grid, fn in re.findall(r'run_grid\(\s*"(\w+)",\s*([\w.]+)', nb.read_text()):
@@ -31,14 +23,16 @@ def test_every_grid_of_the_notebooks_has_its_run_function() -> None:
         assert name == fn and callable(getattr(importlib.import_module(module), name)), grid
 
 
-def test_identical_metrics_pass_and_a_changed_one_fails(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_identical_metrics_pass_and_a_changed_one_fails(
+    tmp_path: Path, monkeypatch, capsys, load_script
+) -> None:
     import torch
 
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the test process keeps its own
     (tmp_path / "cellmod.py").write_text(
         "def run(params, seed):\n    return {'acc': params['x'] * 10 + seed}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    script = _script()
+    script = load_script("rerun_committed")
     monkeypatch.setattr(script, "RUN_FUNCTIONS", {"g": "cellmod:run"})
     runs = tmp_path / "g" / "runs"
     runs.mkdir(parents=True)

@@ -331,8 +331,7 @@ def test_load_results_skips_records_moved_aside(tmp_path: Path) -> None:
     assert set(table["grid"]) == {"g"} and list(table["x"]) == [2]
 
 
-def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
-    import importlib.util
+def test_precision_comparison_reads_the_committed_check(tmp_path: Path, load_script) -> None:
     import shutil
 
     root = Path(book.__file__).resolve().parents[2]
@@ -341,9 +340,7 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
     shutil.copytree(root / "results" / "cpu-fp32", fp32)
     shutil.copytree(fp32, tmp_path / "cpu-bf16")
     (tmp_path / "cpu").mkdir()
-    spec = importlib.util.spec_from_file_location("cmp", root / "scripts" / "compare_precision.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("compare_precision")
     out = tmp_path / "cpu" / "precision_comparison.csv"
     assert script.main(["--fp32", str(fp32), "--bf16", str(tmp_path / "cpu-bf16"),
                         "--out", str(out)]) == 0
@@ -356,14 +353,10 @@ def test_precision_comparison_reads_the_committed_check(tmp_path: Path) -> None:
     assert "nan" not in " ".join(shown["fp32 [95 % CI]"])
 
 
-def test_batching_comparison_reads_the_committed_check(tmp_path: Path) -> None:
-    import importlib.util
-
+def test_batching_comparison_reads_the_committed_check(tmp_path: Path, load_script) -> None:
     root = Path(book.__file__).resolve().parents[2]
     assert book.batching_comparison(tmp_path) is None  # not committed: nothing to show
-    spec = importlib.util.spec_from_file_location("cmpb", root / "scripts" / "compare_batching.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("compare_batching")
     seq = root / "results" / "cpu-fp32"
     assert script.main(["--sequential", str(seq), "--batched", str(seq), "--notebooks",
                         "l2sp_vs_bss", "--out", str(tmp_path / "batching_comparison.csv")]) == 0

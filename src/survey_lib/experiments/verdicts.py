@@ -66,6 +66,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from os import PathLike
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -760,12 +761,12 @@ def compare_verdicts(
     return out
 
 
-
 def has_estimate(table: pd.DataFrame, labels: tuple[str, str]) -> pd.Series:
     """Which rows of a :func:`compare_verdicts` table have an estimate on either side: a claim
     the protocol does not run has none, so neither "same" nor "inside" says anything there."""
     a, b = labels
     return table[[f"mean_{a}", f"mean_{b}"]].notna().any(axis=1)
+
 
 def compare_verdict_folders(
     first: str | PathLike[str], second: str | PathLike[str], notebooks: Sequence[str],
@@ -781,8 +782,6 @@ def compare_verdict_folders(
         FileNotFoundError: a notebook has no verdict table under ``first``, or a table of
             ``first`` is missing under ``second`` (the message names which run lacks it).
     """
-    from pathlib import Path
-
     rows = []
     for name in notebooks:
         tables = sorted((Path(first) / name).glob("verdicts*.csv"))
@@ -798,6 +797,7 @@ def compare_verdict_folders(
     out = pd.concat(rows, ignore_index=True)
     head = ["notebook", "table", "claim"]
     return out[head + [c for c in out.columns if c not in head]]
+
 
 def verdict_view(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader needs, for a notebook page: claim, verdict, the bound in words,
